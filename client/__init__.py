@@ -1,0 +1,1 @@
+"""recsys-serve: a typed Python client of the gRPC API."""

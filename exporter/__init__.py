@@ -1,0 +1,1 @@
+"""recsys-serve: the exporter stage."""

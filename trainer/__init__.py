@@ -1,0 +1,1 @@
+"""recsys-serve: the trainer stage."""
