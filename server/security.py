@@ -10,9 +10,9 @@ Three independent pieces that the application wires in when configured:
   file (:func:`load_token_file`) or from the value of an environment variable that the
   CLI reads (:func:`parse_token_list`): never from a command-line flag, which any local
   user could read in the process list.
-- :class:`DecodeGuardInterceptor`: a request whose bytes do not decode as the method's
-  message gets INVALID_ARGUMENT instead of grpc.aio's default UNKNOWN, so hostile or
-  mismatched clients get a status that says what to fix.
+- :func:`add_guarded_servicer`: a request whose bytes do not decode as the method's message
+  gets INVALID_ARGUMENT instead of grpc.aio's default UNKNOWN, so hostile or mismatched
+  clients get a status that says what to fix.
 
 This module takes values and paths; it never reads ``os.environ`` itself.
 """
@@ -453,7 +453,7 @@ def _guard(behavior: Callable[..., Any], method: str) -> Callable[..., Any] | No
 def guard_undecodable(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
     """Wraps a unary-request handler so that an undecodable request is answered INVALID_ARGUMENT.
 
-    Use it directly when registering handlers (no per-call cost) or through :class:`DecodeGuardInterceptor`.
+    Used by :func:`add_guarded_servicer`; wrap hand-built handlers with it directly.
 
     Args:
         handler: A handler with an async behavior and a request deserializer.
@@ -473,54 +473,61 @@ def guard_undecodable(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMe
     return factory(wrapped, _tolerant(handler.request_deserializer), handler.response_serializer)
 
 
-class DecodeGuardInterceptor(grpc.aio.ServerInterceptor):
-    """Answers INVALID_ARGUMENT, not UNKNOWN, to a request whose bytes do not decode.
-
-    grpc.aio turns an exception raised by a request deserializer into UNKNOWN, which tells the caller
-    nothing. This interceptor wraps the deserializer of every unary-request method served by async
-    handlers so that a decode failure reaches the handler as an :class:`UndecodableRequest`, answered
-    INVALID_ARGUMENT with the decoder's message. Streaming-request methods (e.g. server reflection)
-    and synchronous handlers pass through unchanged. Wrapped handlers are built once per method.
-    """
+class _HandlerCapture:
+    """Stands in for a server to collect the handlers a generated ``add_*Servicer_to_server`` registers."""
 
     def __init__(self) -> None:
-        self._cache: dict[str, tuple[grpc.RpcMethodHandler, grpc.RpcMethodHandler]] = {}
+        self.services: dict[str, dict[str, grpc.RpcMethodHandler]] = {}
 
-    async def intercept_service(
-        self,
-        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
-        handler_call_details: grpc.HandlerCallDetails,
-    ) -> grpc.RpcMethodHandler:
-        """Returns the method's handler with a tolerant deserializer and a guard for undecodable requests."""
-        handler = await continuation(handler_call_details)
-        if handler is None or handler.request_streaming or handler.request_deserializer is None:
-            return handler
-        method = handler_call_details.method
-        cached = self._cache.get(method)
-        if cached is not None and cached[0] is handler:
-            return cached[1]
-        guarded = guard_undecodable(handler, method)
-        self._cache[method] = (handler, guarded)
-        return guarded
+    def add_generic_rpc_handlers(self, handlers: Sequence[grpc.GenericRpcHandler]) -> None:
+        """Ignored: generated code registers the same handlers by name just after."""
+
+    def add_registered_method_handlers(self, service: str, handlers: dict[str, grpc.RpcMethodHandler]) -> None:
+        """Keeps the handlers of ``service``."""
+        self.services[service] = dict(handlers)
+
+
+def add_guarded_servicer(add_to_server: Callable[[Any, Any], None], servicer: object, server: grpc.aio.Server) -> None:
+    """Registers a servicer like its generated ``add_*Servicer_to_server`` does, with every method guarded.
+
+    grpc.aio turns an exception raised by a request deserializer into UNKNOWN, which tells the caller
+    nothing. Each unary-request method is wrapped by :func:`guard_undecodable` so that bytes that do
+    not decode are answered INVALID_ARGUMENT with the decoder's message. Wrapping at registration
+    keeps grpc's fast path: a server interceptor doing the same cost ~13% of calls/s with one-pair
+    Predict calls on this project's 2-core machine, this costs nothing measurable.
+
+    Args:
+        add_to_server: The generated function, e.g. ``service_pb2_grpc.add_RecommenderServiceServicer_to_server``.
+        servicer: The servicer instance.
+        server: The server to register on.
+
+    Raises:
+        TypeError: The generated code is too old to register handlers by name; regenerate the stubs.
+    """
+    capture = _HandlerCapture()
+    add_to_server(servicer, capture)
+    if not capture.services:
+        raise TypeError(f"{add_to_server.__name__} registered no method handlers by name: regenerate the stubs")
+    for service, handlers in capture.services.items():
+        guarded = {name: guard_undecodable(handler, f"/{service}/{name}") for name, handler in handlers.items()}
+        server.add_generic_rpc_handlers((grpc.method_handlers_generic_handler(service, guarded),))
+        server.add_registered_method_handlers(service, guarded)
 
 
 def interceptors(
     tokens: Iterable[str] = (), *, allow_unauthenticated_health: bool = False
 ) -> list[grpc.aio.ServerInterceptor]:
-    """The security interceptors to install, outermost first.
-
-    Authentication runs first, so an unauthenticated caller's bytes are never decoded.
+    """The security interceptors to install: token authentication when tokens are configured.
 
     Args:
-        tokens: Accepted bearer tokens; empty turns authentication off.
+        tokens: Accepted bearer tokens; empty turns authentication off (and installs nothing, so
+            unauthenticated servers keep grpc's interceptor-free fast path).
         allow_unauthenticated_health: Leave the health service open when authentication is on.
 
     Returns:
         Interceptors for ``grpc.aio.server(interceptors=...)``.
     """
-    chain: list[grpc.aio.ServerInterceptor] = []
     tokens = frozenset(tokens)
-    if tokens:
-        chain.append(BearerTokenInterceptor(tokens, allow_unauthenticated_health=allow_unauthenticated_health))
-    chain.append(DecodeGuardInterceptor())
-    return chain
+    if not tokens:
+        return []
+    return [BearerTokenInterceptor(tokens, allow_unauthenticated_health=allow_unauthenticated_health)]

@@ -28,7 +28,7 @@ async def _raw_call(channel: grpc.aio.Channel, payload: bytes) -> tuple[grpc.Sta
 
 async def test_without_the_guard_grpc_aio_answers_unknown() -> None:
     # Why the guard exists: if this starts failing, grpc.aio changed and the guard may be redundant.
-    async with serve_tiny() as server, grpc.aio.insecure_channel(server.target) as channel:
+    async with serve_tiny(guarded=False) as server, grpc.aio.insecure_channel(server.target) as channel:
         code, _, _ = await _raw_call(channel, CORRUPT[0])
     assert code == grpc.StatusCode.UNKNOWN
 
@@ -36,7 +36,7 @@ async def test_without_the_guard_grpc_aio_answers_unknown() -> None:
 @pytest.mark.parametrize("payload", CORRUPT)
 async def test_guard_answers_invalid_argument_naming_the_method(payload: bytes) -> None:
     async with (
-        serve_tiny(interceptors=security.interceptors()) as server,
+        serve_tiny() as server,
         grpc.aio.insecure_channel(server.target) as channel,
     ):
         code, _, details = await _raw_call(channel, payload)
@@ -48,7 +48,20 @@ async def test_guard_answers_invalid_argument_naming_the_method(payload: bytes) 
         assert list(service_pb2.PredictResponse.FromString(body).ratings) == [5.0, 1.0]
 
 
-def test_guard_registered_directly_leaves_unwrappable_handlers_alone() -> None:
+async def test_guard_runs_behind_authentication() -> None:
+    async with (
+        serve_tiny(interceptors=security.interceptors(["token"])) as server,
+        grpc.aio.insecure_channel(server.target) as channel,
+    ):
+        code, _, _ = await _raw_call(channel, CORRUPT[0])
+        assert code == grpc.StatusCode.UNAUTHENTICATED
+        method = channel.unary_unary(PREDICT)
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await method(CORRUPT[0], metadata=(("authorization", "Bearer token"),), timeout=TIMEOUT_S)
+        assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+
+
+def test_guard_leaves_unwrappable_handlers_alone() -> None:
     def sync_behavior(request: object, context: object) -> None:
         return None
 
@@ -64,7 +77,7 @@ async def test_random_bytes_never_get_unknown_or_internal(payloads: list[bytes])
     # One server per example, 20 raw calls each: every answer is OK (the bytes happened to decode)
     # or INVALID_ARGUMENT, and a well-formed call right after still gets the right answer.
     async with (
-        serve_tiny(interceptors=security.interceptors()) as server,
+        serve_tiny() as server,
         grpc.aio.insecure_channel(server.target) as channel,
     ):
         for payload in payloads:

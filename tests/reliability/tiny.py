@@ -10,6 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from protos.recsys.v1 import service_pb2, service_pb2_grpc
+from server import security
 
 
 class EchoRecommender(service_pb2_grpc.RecommenderServiceServicer):
@@ -37,10 +38,18 @@ class TinyServer:
 async def serve_tiny(
     credentials: grpc.ServerCredentials | None = None,
     interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+    guarded: bool = True,
 ) -> AsyncIterator[TinyServer]:
-    """Runs the echo servicer and a health servicer on a free 127.0.0.1 port; always stops it."""
+    """Runs the echo servicer and a health servicer on a free 127.0.0.1 port; always stops it.
+
+    ``guarded`` registers the servicer through ``security.add_guarded_servicer``, as the real server does.
+    """
     server = grpc.aio.server(interceptors=list(interceptors), options=[("grpc.so_reuseport", 0)])
-    service_pb2_grpc.add_RecommenderServiceServicer_to_server(EchoRecommender(), server)
+    add = service_pb2_grpc.add_RecommenderServiceServicer_to_server
+    if guarded:
+        security.add_guarded_servicer(add, EchoRecommender(), server)
+    else:
+        add(EchoRecommender(), server)
     health_servicer = health.aio.HealthServicer()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

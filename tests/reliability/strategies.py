@@ -1,0 +1,183 @@
+"""Hypothesis strategies for adversarial requests to the real server.
+
+Every strategy mixes valid values (so that deep code paths are reached) with the hostile ones
+the issue lists: empty, huge (1 MB), unicode and duplicated ids; k of 0, -1, 2**31-1 and, on
+the wire, beyond int32; empty and oversized lists; histories longer than the model allows;
+NaN, infinite and out-of-range ratings; unknown models and versions, including names that
+look like paths; and bytes that are not a message at all.
+"""
+
+from __future__ import annotations
+
+from hypothesis import strategies as st
+
+from protos.recsys.v1 import service_pb2
+
+from .oracle import ModelFacts, Served
+
+HUGE_ID = "9" * 1_000_000
+HOSTILE_IDS = ("", " ", HUGE_ID, "1 ", " 1", "01", "-1", "1e3", "0x1", "\x00", "ü", "𝔘", "\u202e1", "1\n", "None")
+HOSTILE_NAMES = (
+    "",
+    ".",
+    "..",
+    "../mf",
+    "mf/../../etc",
+    "/etc/passwd",
+    "mf/1",
+    "MF",
+    "mf ",
+    "mf\x00",
+    "ｍｆ",
+    "x" * 70_000,
+)
+EXTREME_INTS = (0, -1, -(2**31), 2**31 - 1)
+HOSTILE_RATINGS = (float("nan"), float("inf"), float("-inf"), -0.0, 0.0, 0.5, 5.5, 1e30, -1e30)
+
+
+def ids(known: tuple[str, ...]) -> st.SearchStrategy[str]:
+    """One id: mostly known, else hostile or random unicode."""
+    return st.one_of(
+        st.sampled_from(known),
+        st.sampled_from(HOSTILE_IDS),
+        st.text(max_size=12),
+    )
+
+
+def id_lists(known: tuple[str, ...], max_rows: int) -> st.SearchStrategy[list[str]]:
+    """Lists of ids: short and mixed, duplicated known ids, empty, or one row over ``max_rows``."""
+    return st.one_of(
+        st.lists(ids(known), max_size=6),
+        st.lists(st.sampled_from(known), min_size=1, max_size=6).map(lambda xs: xs * 3),
+        st.just([]),
+        st.sampled_from(known).map(lambda x: [x] * (max_rows + 1)),
+    )
+
+
+def model_specs(served: Served) -> st.SearchStrategy[service_pb2.ModelSpec]:
+    """Known models at version 0, a served version or an unknown one; unknown and path-like names."""
+    names = tuple(served.models)
+    versions = st.one_of(
+        st.just(0),
+        st.sampled_from(sorted({v for vs in served.models.values() for v in vs})),
+        st.sampled_from((-1, 2, 999, 2**63 - 1, -(2**63))),
+    )
+    known = st.builds(lambda n, v: service_pb2.ModelSpec(name=n, version=v), st.sampled_from(names), versions)
+    unknown = st.builds(
+        lambda n, v: service_pb2.ModelSpec(name=n, version=v),
+        st.one_of(st.sampled_from(HOSTILE_NAMES), st.text(max_size=10)),
+        versions,
+    )
+    return st.one_of(known, known, known, unknown)
+
+
+def _facts_for(served: Served, spec: service_pb2.ModelSpec) -> ModelFacts:
+    """The facts used to pick ids: the named model's if known, else any model's (the ids do not matter)."""
+    facts = served.resolve(spec)
+    if facts is None:
+        versions = served.models.get(spec.name) or next(iter(served.models.values()))
+        facts = versions[max(versions)]
+    return facts
+
+
+@st.composite
+def predict_requests(draw: st.DrawFn, served: Served) -> service_pb2.PredictRequest:
+    """Predict requests: pairs of mixed ids, sometimes of mismatched lengths."""
+    spec = draw(model_specs(served))
+    facts = _facts_for(served, spec)
+    users = draw(id_lists(facts.user_ids, served.max_rows))
+    if draw(st.integers(0, 4)) == 0:
+        items = draw(id_lists(facts.item_ids, served.max_rows))  # most likely of another length
+    elif len(users) > 64:
+        items = [facts.item_ids[0]] * len(users)
+    else:
+        items = draw(st.lists(ids(facts.item_ids), min_size=len(users), max_size=len(users)))
+    return service_pb2.PredictRequest(model=spec, user_ids=users, item_ids=items)
+
+
+def ratings(facts: ModelFacts) -> st.SearchStrategy[float]:
+    """Ratings: in range, on its edges, just outside, NaN and infinite."""
+    return st.one_of(
+        st.floats(facts.rating_min, facts.rating_max, width=32),
+        st.sampled_from((facts.rating_min, facts.rating_max, facts.rating_min - 1e-3, facts.rating_max + 1e-3)),
+        st.sampled_from(HOSTILE_RATINGS),
+    )
+
+
+@st.composite
+def histories(draw: st.DrawFn, facts: ModelFacts) -> service_pb2.History:
+    """One history: a length around ``max_history_length`` (0 and over included), items and ratings."""
+    limit = max(facts.max_history_length, 1)
+    length = draw(st.one_of(st.integers(1, min(limit, 8)), st.sampled_from((0, limit, limit + 1, 4 * limit))))
+    if length <= 8:
+        items = draw(st.lists(ids(facts.item_ids), min_size=length, max_size=length))
+        stars = draw(st.lists(ratings(facts), min_size=length, max_size=length))
+    else:
+        items = [draw(st.sampled_from(facts.item_ids))] * length
+        stars = [facts.rating_max] * length
+    if draw(st.integers(0, 9)) == 0:
+        stars = stars[:-1] if stars else [facts.rating_min]
+    return service_pb2.History(item_ids=items, ratings=stars)
+
+
+@st.composite
+def recommend_requests(draw: st.DrawFn, served: Served) -> service_pb2.RecommendRequest:
+    """Recommend requests: users or histories (or both, or neither), any k, candidates, flags."""
+    spec = draw(model_specs(served))
+    facts = _facts_for(served, spec)
+    shape = draw(st.sampled_from(("users", "users", "histories", "both", "neither")))
+    users = draw(id_lists(facts.user_ids, served.max_rows)) if shape in ("users", "both") else []
+    rows = draw(st.lists(histories(facts), min_size=1, max_size=3)) if shape in ("histories", "both") else []
+    k = draw(st.one_of(st.integers(1, facts.num_items + 1), st.sampled_from(EXTREME_INTS)))
+    candidates = draw(st.one_of(st.just([]), st.lists(ids(facts.item_ids), max_size=8)))
+    request = service_pb2.RecommendRequest(
+        model=spec,
+        user_ids=users,
+        histories=rows,
+        k=k,
+        candidate_item_ids=candidates,
+        allow_popularity_fallback=draw(st.booleans()),
+    )
+    exclude_seen = draw(st.sampled_from((None, True, False)))
+    if exclude_seen is not None:
+        request.exclude_seen = exclude_seen
+    return request
+
+
+def _varint(value: int) -> bytes:
+    """Protobuf base-128 varint of a value taken modulo 2**64 (negative numbers as 10 bytes)."""
+    value &= (1 << 64) - 1
+    out = bytearray()
+    while True:
+        byte = value & 0x7F
+        value >>= 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+@st.composite
+def wire_k_requests(draw: st.DrawFn, served: Served) -> bytes:
+    """A valid Recommend request whose k is re-sent on the wire as a 64-bit varint beyond int32.
+
+    Protobuf keeps the last value of a scalar field, truncated to 32 bits for an int32: the oracle
+    parses the same bytes, so the server must behave as that truncated k dictates.
+    """
+    names = tuple(served.models)
+    facts = _facts_for(served, service_pb2.ModelSpec(name=draw(st.sampled_from(names))))
+    request = service_pb2.RecommendRequest(
+        model=service_pb2.ModelSpec(name=facts.name), user_ids=[draw(st.sampled_from(facts.user_ids))], k=3
+    )
+    big = draw(
+        st.one_of(st.sampled_from((2**31, 2**32, 2**32 + 3, 2**63 - 1, -(2**31) - 1)), st.integers(2**31, 2**64))
+    )
+    return request.SerializeToString() + b"\x20" + _varint(big)
+
+
+def garbage() -> st.SearchStrategy[bytes]:
+    """Bytes for a method path: random, a model name followed by junk, invalid UTF-8, broken varints."""
+    return st.one_of(
+        st.binary(max_size=64),
+        st.binary(min_size=1, max_size=8).map(lambda b: b"\x0a\x03mf\x12" + b),
+        st.sampled_from((b"\x12\x02\xff\xfe", b"\x0a\x02\x0a\xff", b"\xff" * 16, b"\x12\x80\x80\x80\x80\x10")),
+    )
