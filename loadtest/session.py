@@ -1,0 +1,123 @@
+"""One load test end to end: find the model's ids, build the requests, run the sweep."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import grpc
+from google.protobuf import json_format
+
+from protos.recsys.v1 import model_config_pb2, service_pb2, service_pb2_grpc
+
+from .connection import Connection
+from .report import StepReport
+from .sweep import SweepConfig, run_sweep
+from .workload import IdSpace, WorkloadError, WorkloadSpec, build_workload, discover_id_space, load_id_space
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class LoadTestConfig:
+    """A whole load test.
+
+    Attributes:
+        sweep: Target, steps and bounds.
+        workload: What each request asks.
+        repository: Model repository the server serves, to read the exact ids and histories; None
+            discovers ids through the server.
+    """
+
+    sweep: SweepConfig
+    workload: WorkloadSpec
+    repository: Path | None = None
+
+
+@dataclass
+class LoadTestResult:
+    """What a load test found.
+
+    Attributes:
+        steps: One report per step.
+        server: What the server says about the model (backend, providers, batching), from GetModelMetadata.
+        id_source: Where the request ids came from.
+        requests_built: Distinct pre-built requests.
+    """
+
+    steps: list[StepReport]
+    server: dict[str, Any] = field(default_factory=dict)
+    id_source: str = ""
+    requests_built: int = 0
+
+
+async def describe_model(
+    stub: service_pb2_grpc.RecommenderServiceStub, spec: WorkloadSpec, connection: Connection
+) -> dict[str, Any]:
+    """Ask the server how it serves the model (backend, providers, batching) for the report header.
+
+    Args:
+        stub: Stub on a channel to the server.
+        spec: The workload (model name and version).
+        connection: Deadline and credentials of the call.
+
+    Returns:
+        Plain facts for the report.
+
+    Raises:
+        WorkloadError: If the server cannot be reached or does not know the model.
+    """
+    request = service_pb2.GetModelMetadataRequest(model=service_pb2.ModelSpec(name=spec.model, version=spec.version))
+    try:
+        meta = await stub.GetModelMetadata(request, timeout=connection.timeout_s, metadata=connection.metadata)
+    except grpc.aio.AioRpcError as error:
+        raise WorkloadError(
+            f"GetModelMetadata for model {spec.model!r} failed with {error.code().name}: {error.details()}. "
+            "Is the server running at the target, and is the model name right?"
+        ) from error
+    return {
+        "model": meta.config.name,
+        "version": meta.config.version or meta.status.version,
+        "architecture": model_config_pb2.Architecture.Name(meta.config.architecture),
+        "state": service_pb2.VersionState.Name(meta.status.state),
+        "backend": meta.backend,
+        "execution_providers": list(meta.execution_providers),
+        "batching": json_format.MessageToDict(meta.batching),
+        "num_users": meta.config.num_users,
+        "num_items": meta.config.num_items,
+    }
+
+
+async def run_loadtest(config: LoadTestConfig, ids: IdSpace | None = None) -> LoadTestResult:
+    """Discover the model, build the requests and run the sweep.
+
+    Args:
+        config: The load test.
+        ids: A known id space (skips reading the repository or asking the server).
+
+    Returns:
+        The result.
+
+    Raises:
+        WorkloadError: If the server or the model cannot be reached, or the ids cannot be found.
+    """
+    connection = config.sweep.connection
+    channels = connection.open()
+    try:
+        stub = service_pb2_grpc.RecommenderServiceStub(channels[0])
+        server = await describe_model(stub, config.workload, connection)
+        if ids is None and config.repository is not None:
+            ids = load_id_space(config.repository, config.workload.model, config.workload.version)
+        elif ids is None:
+            ids = await discover_id_space(
+                stub, config.workload.model, config.workload.version, connection.timeout_s, connection.metadata
+            )
+    finally:
+        for channel in channels:
+            await channel.close()
+    workload = build_workload(config.workload, ids)
+    _LOGGER.info("built %d requests from ids of %s", len(workload.payloads), ids.source)
+    steps = await run_sweep(config.sweep, workload, ids)
+    return LoadTestResult(steps=steps, server=server, id_source=ids.source, requests_built=len(workload.payloads))

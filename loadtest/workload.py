@@ -1,0 +1,301 @@
+"""The requests a load test sends: real ids of the model, a realistic skew, built before the clock starts.
+
+Ids come from the model repository's side files when the user gives ``--repository`` (the exact id
+space, item popularity and each user's training history, which the sanity check needs for
+``exclude_seen``). Without it they are discovered through the server: ``GetModelMetadata`` gives the
+catalogue sizes, a popularity-fallback ``Recommend`` lists every raw item id (most popular first),
+and user ids are probed as ``"1".."N"`` (the MovieLens convention), failing with a clear message
+when the server rejects them.
+
+Users and items are drawn from a Zipf law over a popularity ranking (exponent ``skew``; 0 is
+uniform): a few heavy users and blockbuster items, a long tail, as in real traffic. Every message
+is serialised once, up front, so that sending costs the generator no protobuf work.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from pathlib import Path
+
+import grpc
+import numpy as np
+from google.protobuf import json_format
+
+from protos.recsys.v1 import model_config_pb2, service_pb2, service_pb2_grpc
+
+_LOGGER = logging.getLogger(__name__)
+METHODS = {"predict": "/recsys.v1.RecommenderService/Predict", "recommend": "/recsys.v1.RecommenderService/Recommend"}
+_PROBE_USER = "\x00recsys-loadtest-probe"
+_MAX_POOL_ROWS = 250_000
+_SIDE_FILES = {
+    model_config_pb2.SIDE_FILE_KIND_USER_IDS: "user_ids.npy",
+    model_config_pb2.SIDE_FILE_KIND_ITEM_IDS: "item_ids.npy",
+    model_config_pb2.SIDE_FILE_KIND_ITEM_POPULARITY: "item_popularity.npy",
+    model_config_pb2.SIDE_FILE_KIND_HISTORY_OFFSETS: "history_offsets.npy",
+    model_config_pb2.SIDE_FILE_KIND_HISTORY_ITEMS: "history_items.npy",
+}
+
+
+class WorkloadError(RuntimeError):
+    """The ids of the model cannot be found, or the workload settings are impossible."""
+
+
+@dataclass(frozen=True)
+class IdSpace:
+    """The raw ids a model knows, with what makes traffic realistic and answers checkable.
+
+    Attributes:
+        user_ids: Raw user id of each user index, str [num_users].
+        item_ids: Raw item id of each item index, str [num_items].
+        item_popularity: Training ratings per item, float [num_items]; None if unknown.
+        history_offsets: CSR offsets of each user's training items, int64 [num_users + 1]; None if unknown.
+        history_items: Item index of each training rating, int64 [n]; None if unknown.
+        rating_scale: ``(min, max)`` of predicted ratings in stars; None if unknown.
+        source: Where the ids came from, for the report.
+    """
+
+    user_ids: np.ndarray
+    item_ids: np.ndarray
+    item_popularity: np.ndarray | None = None
+    history_offsets: np.ndarray | None = None
+    history_items: np.ndarray | None = None
+    rating_scale: tuple[float, float] | None = None
+    source: str = ""
+
+    def seen_items(self, user_index: int) -> np.ndarray | None:
+        """Item indices the user rated in training, or None when histories are unknown."""
+        if self.history_offsets is None or self.history_items is None:
+            return None
+        return self.history_items[self.history_offsets[user_index] : self.history_offsets[user_index + 1]]
+
+    def user_order(self) -> np.ndarray:
+        """User indices, most active first (by history length) when known, else in index order."""
+        if self.history_offsets is None:
+            return np.arange(len(self.user_ids))
+        return np.argsort(-np.diff(self.history_offsets), kind="stable")
+
+    def item_order(self) -> np.ndarray:
+        """Item indices, most popular first when known, else in index order."""
+        if self.item_popularity is None:
+            return np.arange(len(self.item_ids))
+        return np.argsort(-np.asarray(self.item_popularity, dtype=np.float64), kind="stable")
+
+
+@dataclass(frozen=True)
+class WorkloadSpec:
+    """What each request asks.
+
+    Attributes:
+        method: ``predict`` or ``recommend``.
+        model: Model name.
+        version: Model version, 0 for the newest ready one.
+        rows_per_request: (user, item) pairs per Predict call, or users per Recommend call.
+        k: Items per user asked of Recommend.
+        exclude_seen: Ask Recommend to leave out the user's training items.
+        pool_size: Distinct pre-built requests, sent round-robin (capped to keep ~250k rows in memory).
+        skew: Zipf exponent of user and item popularity; 0 draws uniformly.
+        seed: Seed of the draws, so two runs send the same requests.
+    """
+
+    method: str = "predict"
+    model: str = ""
+    version: int = 0
+    rows_per_request: int = 1
+    k: int = 10
+    exclude_seen: bool = True
+    pool_size: int = 1024
+    skew: float = 1.0
+    seed: int = 0
+
+    def __post_init__(self) -> None:
+        if self.method not in METHODS:
+            raise WorkloadError(f"method {self.method!r}: choose one of {sorted(METHODS)}")
+        if not self.model:
+            raise WorkloadError("no model name: pass --model NAME (see ListModels)")
+        if self.rows_per_request < 1 or self.pool_size < 1 or self.k < 1:
+            raise WorkloadError(
+                f"rows_per_request={self.rows_per_request}, pool_size={self.pool_size} and k={self.k} must be >= 1"
+            )
+        if self.skew < 0:
+            raise WorkloadError(f"skew={self.skew} must be >= 0 (0 is uniform)")
+
+
+@dataclass(frozen=True)
+class Workload:
+    """Serialized requests ready to send.
+
+    Attributes:
+        spec: What they ask.
+        method_path: Full gRPC method name, e.g. ``/recsys.v1.RecommenderService/Predict``.
+        payloads: Serialized request messages, sent round-robin.
+    """
+
+    spec: WorkloadSpec
+    method_path: str
+    payloads: list[bytes]
+
+    def parse_request(self, index: int) -> service_pb2.PredictRequest | service_pb2.RecommendRequest:
+        """Decode payload ``index`` back into its message (for checking answers)."""
+        message = service_pb2.PredictRequest if self.spec.method == "predict" else service_pb2.RecommendRequest
+        return message.FromString(self.payloads[index % len(self.payloads)])
+
+
+def _version_dir(repository: Path, model: str, version: int) -> Path:
+    model_dir = repository / model
+    if version > 0:
+        path = model_dir / str(version)
+        if not path.is_dir():
+            raise WorkloadError(f"no version folder {path}: check --model, --version and --repository")
+        return path
+    versions = sorted((int(p.name) for p in model_dir.glob("*") if p.is_dir() and p.name.isdigit()), reverse=True)
+    if not versions:
+        raise WorkloadError(f"no version of model {model!r} under {model_dir}: check --model and --repository")
+    return model_dir / str(versions[0])
+
+
+def load_id_space(repository: Path, model: str, version: int = 0) -> IdSpace:
+    """Read a model's ids, popularity and histories from its repository side files.
+
+    Args:
+        repository: Root of the model repository the server serves.
+        model: Model name (folder under the repository).
+        version: Version folder, 0 for the highest one.
+
+    Returns:
+        The id space, with popularity and histories when the files exist.
+
+    Raises:
+        WorkloadError: If the version folder or its id files are missing.
+    """
+    folder = _version_dir(Path(repository), model, version)
+    names = dict(_SIDE_FILES)
+    scale = None
+    config_path = folder / "config.json"
+    if config_path.is_file():
+        config = json_format.Parse(config_path.read_text(), model_config_pb2.ModelConfig(), ignore_unknown_fields=True)
+        names.update({side.kind: side.path for side in config.side_files if side.kind in names})
+        if config.HasField("rating_scale"):
+            scale = (float(config.rating_scale.min), float(config.rating_scale.max))
+
+    def load(kind: int, required: bool = False) -> np.ndarray | None:
+        path = folder / names[kind]
+        if not path.is_file():
+            if required:
+                raise WorkloadError(f"{path} is missing: is {folder} a complete exported model version?")
+            return None
+        return np.load(path, allow_pickle=False)
+
+    return IdSpace(
+        user_ids=load(model_config_pb2.SIDE_FILE_KIND_USER_IDS, required=True),
+        item_ids=load(model_config_pb2.SIDE_FILE_KIND_ITEM_IDS, required=True),
+        item_popularity=load(model_config_pb2.SIDE_FILE_KIND_ITEM_POPULARITY),
+        history_offsets=load(model_config_pb2.SIDE_FILE_KIND_HISTORY_OFFSETS),
+        history_items=load(model_config_pb2.SIDE_FILE_KIND_HISTORY_ITEMS),
+        rating_scale=scale,
+        source=f"repository {folder}",
+    )
+
+
+async def discover_id_space(
+    stub: service_pb2_grpc.RecommenderServiceStub,
+    model: str,
+    version: int = 0,
+    timeout_s: float = 30.0,
+    metadata: tuple[tuple[str, str], ...] | None = None,
+) -> IdSpace:
+    """Learn a model's ids from the server alone (no repository at hand).
+
+    Args:
+        stub: Async stub on the server's channel.
+        model: Model name.
+        version: Model version, 0 for the newest ready one.
+        timeout_s: Deadline of each discovery call, in seconds.
+        metadata: Call metadata (a bearer token).
+
+    Returns:
+        The id space, items ranked by popularity, without histories.
+
+    Raises:
+        WorkloadError: If the model is unknown or its user ids are not ``"1".."N"``.
+    """
+    spec = service_pb2.ModelSpec(name=model, version=version)
+    meta = await stub.GetModelMetadata(
+        service_pb2.GetModelMetadataRequest(model=spec), timeout=timeout_s, metadata=metadata
+    )
+    config = meta.config
+    probe = service_pb2.RecommendRequest(
+        model=spec, user_ids=[_PROBE_USER], k=int(config.num_items), allow_popularity_fallback=True
+    )
+    answer = await stub.Recommend(probe, timeout=timeout_s, metadata=metadata)
+    items = np.array(list(answer.results[0].item_ids))
+    popularity = np.array(list(answer.results[0].scores), dtype=np.float32)
+    users = np.array([str(i) for i in range(1, int(config.num_users) + 1)])
+    check = service_pb2.PredictRequest(model=spec, user_ids=[users[0], users[-1]], item_ids=[items[0], items[-1]])
+    try:
+        await stub.Predict(check, timeout=timeout_s, metadata=metadata)
+    except grpc.aio.AioRpcError as error:
+        raise WorkloadError(
+            f"the server does not know users '1'..'{len(users)}' of model {model!r} ({error.details()}); it does not "
+            "expose raw user ids, so pass --repository PATH of the repository it serves"
+        ) from error
+    scale = (
+        (float(config.rating_scale.min), float(config.rating_scale.max)) if config.HasField("rating_scale") else None
+    )
+    order = np.argsort(items, kind="stable")  # rank is kept through the popularity array
+    return IdSpace(
+        user_ids=users,
+        item_ids=items[order],
+        item_popularity=popularity[order],
+        rating_scale=scale,
+        source=f"server (GetModelMetadata + popularity fallback, users probed as '1'..'{len(users)}')",
+    )
+
+
+def zipf_probabilities(n: int, skew: float) -> np.ndarray:
+    """Probability of each rank ``r`` (0 = most popular) proportional to ``1 / (r + 1) ** skew``."""
+    weights = 1.0 / np.power(np.arange(1, n + 1, dtype=np.float64), skew)
+    return weights / weights.sum()
+
+
+def build_workload(spec: WorkloadSpec, ids: IdSpace) -> Workload:
+    """Draw and serialize the pool of requests.
+
+    Args:
+        spec: What each request asks.
+        ids: The model's id space.
+
+    Returns:
+        The workload, ``min(spec.pool_size, 250000 // rows_per_request)`` (at least 8) distinct requests.
+
+    Raises:
+        WorkloadError: If the id space is empty or ``k`` exceeds the catalogue.
+    """
+    if len(ids.user_ids) == 0 or len(ids.item_ids) == 0:
+        raise WorkloadError(f"model {spec.model!r} has no users or no items ({ids.source})")
+    if spec.method == "recommend" and spec.k > len(ids.item_ids):
+        raise WorkloadError(f"k={spec.k} exceeds the catalogue of {len(ids.item_ids)} items: lower --k")
+    rng = np.random.default_rng(spec.seed)
+    pool = max(8, min(spec.pool_size, _MAX_POOL_ROWS // spec.rows_per_request))
+    rows = pool * spec.rows_per_request
+    users = ids.user_ids[
+        ids.user_order()[rng.choice(len(ids.user_ids), rows, p=zipf_probabilities(len(ids.user_ids), spec.skew))]
+    ]
+    model = service_pb2.ModelSpec(name=spec.model, version=spec.version)
+    user_rows = users.reshape(pool, spec.rows_per_request).tolist()
+    if spec.method == "predict":
+        item_p = zipf_probabilities(len(ids.item_ids), spec.skew)
+        items = ids.item_ids[ids.item_order()[rng.choice(len(ids.item_ids), rows, p=item_p)]]
+        item_rows = items.reshape(pool, spec.rows_per_request).tolist()
+        payloads = [
+            service_pb2.PredictRequest(model=model, user_ids=u, item_ids=i).SerializeToString()
+            for u, i in zip(user_rows, item_rows, strict=True)
+        ]
+    else:
+        payloads = [
+            service_pb2.RecommendRequest(
+                model=model, user_ids=u, k=spec.k, exclude_seen=spec.exclude_seen
+            ).SerializeToString()
+            for u in user_rows
+        ]
+    return Workload(spec=spec, method_path=METHODS[spec.method], payloads=payloads)
