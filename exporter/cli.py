@@ -1,0 +1,97 @@
+"""``recsys-export``: export a training run's checkpoints into a versioned model repository."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+from collections.abc import Sequence
+from pathlib import Path
+
+from exporter.artifacts import FORMATS
+from exporter.errors import ExportError, ExportInputError
+from exporter.export import ExportResult, export_run
+from exporter.parity import PARITY_TOLERANCE
+from exporter.signatures import ARCHITECTURES
+from protos.recsys.v1 import model_config_pb2 as pb
+
+
+def _csv(value: str) -> list[str]:
+    return [part.strip() for part in value.split(",") if part.strip()]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The command-line interface."""
+    parser = argparse.ArgumentParser(
+        prog="recsys-export",
+        description="Export trained checkpoints (RUN_DIR/<model>/checkpoint.pt) as the next version of each "
+        "model in a repository of ONNX and TorchScript artifacts, after proving parity with the eager model.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter,
+    )
+    parser.add_argument("--run", type=Path, required=True, help="training run folder (recsys-train --out)")
+    parser.add_argument(
+        "--model",
+        type=_csv,
+        default=["all"],
+        help=f"models to export, comma-separated, from {', '.join(ARCHITECTURES)}, or all (those present)",
+    )
+    parser.add_argument("--repository", type=Path, required=True, help="model repository root (created if missing)")
+    parser.add_argument(
+        "--formats",
+        type=_csv,
+        default=list(FORMATS),
+        help=f"artifact formats, comma-separated, from {', '.join(FORMATS)}",
+    )
+    parser.add_argument(
+        "--name", default=None, help="model name in the repository (one model only); default: the model"
+    )
+    parser.add_argument(
+        "--tolerance", type=float, default=PARITY_TOLERANCE, help="largest allowed difference from eager, in stars"
+    )
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    return parser
+
+
+def _parity_lines(result: ExportResult) -> list[str]:
+    """Worst difference per (format, signature), over all batch sizes and history lengths."""
+    worst: dict[tuple[str, str], float] = {}
+    for check in result.parity.checks:
+        key = (pb.ArtifactFormat.Name(check.format).removeprefix("ARTIFACT_FORMAT_").lower(), check.signature)
+        worst[key] = max(worst.get(key, 0.0), check.max_abs_diff)
+    return [f"    {fmt:<12}{sig:<10} max abs diff {diff:.2e} stars" for (fmt, sig), diff in sorted(worst.items())]
+
+
+def describe(result: ExportResult) -> str:
+    """What one export wrote: folder, files, ONNX opset and parity figures."""
+    config = result.config
+    opsets = sorted({a.onnx_opset for a in config.artifacts if a.format == pb.ARTIFACT_FORMAT_ONNX})
+    files = ", ".join(a.path for a in config.artifacts)
+    lines = [
+        f"wrote {result.name} version {result.version} at {result.path}",
+        f"  artifacts: {files} + {len(config.side_files)} side files",
+        f"  onnx opset: {', '.join(map(str, opsets)) if opsets else 'n/a (no onnx)'}",
+        f"  parity over {len(result.parity.checks)} checks (tolerance {result.parity.tolerance:g} stars):",
+        *_parity_lines(result),
+    ]
+    return "\n".join(lines)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the CLI; returns 0 on success, 2 for bad input, 1 when a valid export fails."""
+    args = build_parser().parse_args(argv)
+    logging.basicConfig(
+        level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
+    )
+    try:
+        results = export_run(
+            args.run, args.repository, args.model, name=args.name, formats=args.formats, tolerance=args.tolerance
+        )
+    except ExportInputError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    except ExportError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 1
+    for result in results:
+        print(describe(result))
+    return 0

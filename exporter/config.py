@@ -1,0 +1,119 @@
+"""The ``recsys.v1.ModelConfig`` of a version: built from the checkpoint and the export, stored as JSON.
+
+Stored with protobuf's JSON mapping (``google.protobuf.json_format``) so the server reads it with the
+generated code alone; field names are kept as in the .proto (``num_items``, not ``numItems``), which
+``json_format.Parse`` accepts like the camelCase form, and fields at their default are written too,
+so a reader sees e.g. ``"max_history_length": "0"`` rather than guessing.
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+from google.protobuf import json_format
+
+from exporter.errors import ExportError
+from exporter.signatures import ARCHITECTURES, build_signatures
+from protos.recsys.v1 import model_config_pb2 as pb
+
+CONFIG_NAME = "config.json"
+
+
+def exporter_version() -> str:
+    """The installed recsys-serve version, or ``0+unknown`` when running from an uninstalled tree."""
+    from importlib import metadata
+
+    try:
+        return metadata.version("recsys-serve")
+    except metadata.PackageNotFoundError:
+        return "0+unknown"
+
+
+def build_config(
+    *,
+    name: str,
+    architecture: str,
+    num_users: int,
+    num_items: int,
+    rating_scale: Sequence[float],
+    max_history_length: int,
+    artifacts: Sequence[pb.Artifact],
+    side_files: Sequence[pb.SideFile],
+    training_metrics: Mapping[str, float],
+    hyperparameters: Mapping[str, object],
+    source_checkpoint_sha256: str,
+    parity: pb.Parity,
+) -> pb.ModelConfig:
+    """Assemble a version's config; the version number and creation time are set at publish time.
+
+    Args:
+        name: model name (the folder name).
+        architecture: ``mf``, ``dense``, ``lstm`` or ``gcn``.
+        num_users: number of user indices.
+        num_items: number of item indices.
+        rating_scale: ``[min, max]`` in stars.
+        max_history_length: the LSTM's longest history; 0 otherwise.
+        artifacts: the runnable files written, with their hashes and opsets.
+        side_files: the .npy files written, with their hashes.
+        training_metrics: test-split metrics from training.
+        hyperparameters: the model's constructor arguments (stored as strings).
+        source_checkpoint_sha256: hash of the checkpoint exported.
+        parity: the parity figures of the artifacts.
+
+    Returns:
+        The config with ``version`` 0 and no ``created_at`` yet (see :func:`stamp`).
+    """
+    return pb.ModelConfig(
+        name=name,
+        architecture=ARCHITECTURES[architecture],
+        signatures=build_signatures(architecture, num_items),
+        rating_scale=pb.RatingScale(min=float(rating_scale[0]), max=float(rating_scale[1])),
+        num_users=num_users,
+        num_items=num_items,
+        max_history_length=max_history_length,
+        artifacts=artifacts,
+        side_files=side_files,
+        training_metrics={key: float(value) for key, value in training_metrics.items()},
+        source_checkpoint_sha256=source_checkpoint_sha256,
+        parity=parity,
+        hyperparameters={key: str(value) for key, value in hyperparameters.items()},
+        exporter_version=exporter_version(),
+    )
+
+
+def stamp(config: pb.ModelConfig, version: int) -> pb.ModelConfig:
+    """A copy of ``config`` with its version number and the current UTC time (RFC 3339)."""
+    stamped = pb.ModelConfig()
+    stamped.CopyFrom(config)
+    stamped.version = version
+    stamped.created_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return stamped
+
+
+def config_to_json(config: pb.ModelConfig) -> str:
+    """Protobuf JSON of a config, proto field names, defaults included, keys in field order."""
+    return json_format.MessageToJson(
+        config, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
+    )
+
+
+def write_config(config: pb.ModelConfig, folder: Path) -> Path:
+    """Write ``folder/config.json`` and return its path."""
+    path = folder / CONFIG_NAME
+    path.write_text(config_to_json(config) + "\n", encoding="utf-8")
+    return path
+
+
+def read_config(folder: Path) -> pb.ModelConfig:
+    """Read a version folder's ``config.json`` with the generated code alone, as the server does.
+
+    Raises:
+        ExportError: the file is missing or not a valid ModelConfig.
+    """
+    path = folder / CONFIG_NAME
+    try:
+        return json_format.Parse(path.read_text(encoding="utf-8"), pb.ModelConfig())
+    except (OSError, json_format.ParseError) as error:
+        raise ExportError(f"cannot read {path}: {error}") from error

@@ -1,0 +1,71 @@
+"""The two signatures every exported model offers, per architecture, as ``recsys.v1.Signature`` messages.
+
+Names follow docs/interfaces.md: inputs ``user``, ``item``, ``history_items``, ``history_ratings``,
+``lengths``; outputs ``rating`` (predict) and ``scores`` (recommend). ``-1`` marks a dynamic
+dimension: the batch everywhere, and the history length T for the LSTM.
+
+``recommend`` returns unclipped scores over the whole catalogue, [B, num_items], not an in-graph
+top-k: what to rank varies per request (exclude the user's seen items, or rank only a candidate
+subset), so the server masks the scores and then takes the top k with numpy, which over ~1.7k items
+costs microseconds. An in-graph top-k would have to take the mask as an input or over-fetch and
+re-rank, and would tie every artifact to one k.
+"""
+
+from __future__ import annotations
+
+from protos.recsys.v1 import model_config_pb2 as pb
+
+ARCHITECTURES: dict[str, int] = {
+    "mf": pb.ARCHITECTURE_MF,
+    "dense": pb.ARCHITECTURE_DENSE,
+    "lstm": pb.ARCHITECTURE_LSTM,
+    "gcn": pb.ARCHITECTURE_GCN,
+}
+"""Architecture names the exporter knows, mapped to the contract's enum."""
+
+SIGNATURE_NAMES: tuple[str, ...] = ("predict", "recommend")
+
+_INT64, _FLOAT32 = pb.DATA_TYPE_INT64, pb.DATA_TYPE_FLOAT32
+
+
+def _spec(name: str, dtype: int, shape: list[int], description: str) -> pb.TensorSpec:
+    return pb.TensorSpec(name=name, dtype=dtype, shape=shape, description=description)
+
+
+def _history_inputs() -> list[pb.TensorSpec]:
+    return [
+        _spec("history_items", _INT64, [-1, -1], "item index of each history event, oldest first, right-padded with 0"),
+        _spec("history_ratings", _FLOAT32, [-1, -1], "rating of each history event in stars, right-padded with 0"),
+        _spec("lengths", _INT64, [-1], "number of real events per row, 1 <= length <= T <= max_history_length"),
+    ]
+
+
+def build_signatures(architecture: str, num_items: int) -> list[pb.Signature]:
+    """The ``predict`` and ``recommend`` signatures of an architecture.
+
+    Args:
+        architecture: ``mf``, ``dense``, ``lstm`` or ``gcn``.
+        num_items: catalogue size, the fixed second dimension of ``scores``.
+
+    Returns:
+        ``[predict, recommend]``.
+
+    Raises:
+        ValueError: unknown architecture.
+    """
+    if architecture not in ARCHITECTURES:
+        raise ValueError(f"unknown architecture {architecture!r}; known: {', '.join(ARCHITECTURES)}")
+    item = _spec("item", _INT64, [-1], "item index to rate, one per row")
+    if architecture == "lstm":
+        predict_inputs = [*_history_inputs(), item]
+        recommend_inputs = _history_inputs()
+    else:
+        user = _spec("user", _INT64, [-1], "user index, one per row")
+        predict_inputs = [user, item]
+        recommend_inputs = [_spec("user", _INT64, [-1], "user index, one per row")]
+    rating = _spec("rating", _FLOAT32, [-1], "predicted rating in stars, clipped to the rating scale")
+    scores = _spec("scores", _FLOAT32, [-1, num_items], "unclipped predicted rating in stars of every catalogue item")
+    return [
+        pb.Signature(name="predict", inputs=predict_inputs, outputs=[rating]),
+        pb.Signature(name="recommend", inputs=recommend_inputs, outputs=[scores]),
+    ]
