@@ -1,0 +1,52 @@
+"""What the synchronous and asyncio clients share: settings and the channel's options."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import grpc
+from grpc_health.v1 import health_pb2
+
+from client.channel import DEFAULT_MAX_MESSAGE_BYTES, call_metadata, channel_options
+
+_HealthResponse = health_pb2.HealthCheckResponse
+
+
+class ClientBase:
+    """Settings of a client; see :class:`client.RecsysClient` for the arguments."""
+
+    def __init__(
+        self,
+        target: str,
+        *,
+        credentials: grpc.ChannelCredentials | None = None,
+        token: str | None = None,
+        timeout: float | None = None,
+        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
+        options: Sequence[tuple[str, int | str]] = (),
+    ) -> None:
+        self.target = target
+        self._credentials = credentials
+        self._metadata = call_metadata(token)
+        self._timeout = timeout
+        self._options = channel_options(max_message_bytes, options)
+
+    @property
+    def metadata(self) -> tuple[tuple[str, str], ...] | None:
+        """Metadata sent with every call (the bearer token), for callers using ``stub`` directly."""
+        return self._metadata
+
+    def _deadline(self, timeout: float | None) -> float | None:
+        return self._timeout if timeout is None else timeout
+
+    @staticmethod
+    def _health_name(status: int) -> str:
+        return _HealthResponse.ServingStatus.Name(status)
+
+    @staticmethod
+    def _unknown_service(error: grpc.RpcError) -> bool:
+        return isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.NOT_FOUND
+
+
+HEALTH_UNKNOWN = "SERVICE_UNKNOWN"
+HealthCheckRequest = health_pb2.HealthCheckRequest

@@ -1,0 +1,160 @@
+"""Building, starting and gracefully stopping the gRPC server.
+
+:class:`RunningServer` is the handle tests and the CLI share: ``await start()`` binds the port,
+starts serving health and reflection, then loads the repository; ``await stop()`` stops accepting
+(new calls get UNAVAILABLE), lets in-flight calls finish within the grace period, then unloads
+every model. :func:`serve` runs one until SIGTERM or SIGINT.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import signal
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from protos.recsys.v1 import service_pb2_grpc
+from server.config import ServerConfig
+from server.health import SERVICE_NAME, HealthReporter
+from server.metrics import Metrics
+from server.registry import ModelRegistry
+from server.servicer import RecommenderService
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
+    """Channel options of the server: explicit message limits, no port sharing between processes."""
+    return [
+        ("grpc.max_send_message_length", config.max_message_bytes),
+        ("grpc.max_receive_message_length", config.max_message_bytes),
+        ("grpc.so_reuseport", 0),
+    ]
+
+
+class RunningServer:
+    """One server: gRPC endpoint, model registry, metrics and health.
+
+    Args:
+        config: What to serve and how.
+        interceptors: Extra ``grpc.aio.ServerInterceptor`` s (authentication, tracing), run in order.
+        credentials: TLS credentials for the port; None serves plain text.
+    """
+
+    def __init__(
+        self,
+        config: ServerConfig,
+        *,
+        interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+        credentials: grpc.ServerCredentials | None = None,
+    ) -> None:
+        self.config = config
+        self._interceptors = list(interceptors)
+        self._credentials = credentials
+        self.metrics = Metrics()
+        self.health = HealthReporter()
+        self._executor: ThreadPoolExecutor | None = None
+        self.registry: ModelRegistry | None = None
+        self._server: grpc.aio.Server | None = None
+        self.port: int = 0
+        self._stopped = asyncio.Event()
+
+    @property
+    def target(self) -> str:
+        """``host:port`` that clients connect to."""
+        return self.config.replace(port=self.port).address
+
+    async def start(self) -> None:
+        """Binds the port, starts serving, then loads every model in the repository.
+
+        Raises:
+            RuntimeError: the port cannot be bound.
+            FileNotFoundError: the repository folder does not exist.
+        """
+        config = self.config
+        if not config.repository.is_dir():
+            raise FileNotFoundError(f"model repository {config.repository} is not a folder; pass --repository")
+        self._executor = ThreadPoolExecutor(config.workers, thread_name_prefix="inference")
+        self.registry = ModelRegistry(config, self._executor, self.metrics, on_change=self._health_changed)
+        self._server = grpc.aio.server(interceptors=self._interceptors, options=grpc_options(config))
+        service_pb2_grpc.add_RecommenderServiceServicer_to_server(
+            RecommenderService(self.registry, self.metrics, config.backend), self._server
+        )
+        health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._server)
+        if config.reflection:
+            names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+            reflection.enable_server_reflection(names, self._server)
+        self._health_changed()
+        if self._credentials is None:
+            self.port = self._server.add_insecure_port(config.address)
+        else:
+            self.port = self._server.add_secure_port(config.address, self._credentials)
+        if self.port == 0:
+            raise RuntimeError(f"cannot bind {config.address}: is another server using it? pick another --port")
+        await self._server.start()
+        if config.metrics_port:
+            self.metrics.serve(config.host, config.metrics_port)
+        _LOGGER.info("serving %s on %s (backend %s)", SERVICE_NAME, self.target, config.backend)
+        await self.registry.start()
+
+    def _health_changed(self) -> None:
+        if self.registry is not None:
+            self.health.update(set(self.registry.models()), self.registry.ready_models())
+
+    async def stop(self, grace_s: float | None = None) -> None:
+        """Stops accepting calls, lets running ones finish within the grace period, unloads models.
+
+        Args:
+            grace_s: Seconds in-flight calls get; defaults to ``config.grace_s``.
+        """
+        if self._stopped.is_set():
+            return
+        grace = self.config.grace_s if grace_s is None else grace_s
+        await self.health.shut_down()
+        if self._server is not None:
+            _LOGGER.info("shutting down: finishing in-flight calls within %.1fs", grace)
+            await self._server.stop(grace)
+        if self.registry is not None:
+            await self.registry.close()
+        if self._executor is not None:
+            self._executor.shutdown(wait=True, cancel_futures=True)
+        self.metrics.stop()
+        self._stopped.set()
+        _LOGGER.info("server stopped")
+
+    async def wait_stopped(self) -> None:
+        """Returns once :meth:`stop` has finished."""
+        await self._stopped.wait()
+
+    async def __aenter__(self) -> RunningServer:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.stop()
+
+
+async def serve(config: ServerConfig) -> None:
+    """Runs a server until SIGTERM or SIGINT, then shuts it down gracefully.
+
+    Args:
+        config: What to serve and how.
+    """
+    server = RunningServer(config)
+    loop = asyncio.get_running_loop()
+    stop_requested = asyncio.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop_requested.set)
+    try:
+        await server.start()
+        await stop_requested.wait()
+        _LOGGER.info("signal received")
+    finally:
+        await server.stop()
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.remove_signal_handler(signum)

@@ -1,0 +1,77 @@
+"""Loading one version folder into a :class:`ServedModel` (blocking: run it in a thread)."""
+
+from __future__ import annotations
+
+import logging
+import time
+from concurrent.futures import Executor
+
+from server.batching import BatchingSettings, BatchObserver
+from server.catalog import Catalog
+from server.config import ServerConfig
+from server.model import ServedModel, signature_specs
+from server.repository import VersionFolder, artifact_files, load_side_files, read_config
+from server.runtime import load_runtime
+
+_LOGGER = logging.getLogger(__name__)
+
+
+def batching_settings(config: ServerConfig) -> BatchingSettings:
+    """The batcher settings every loaded version gets from the server config."""
+    return BatchingSettings(
+        max_batch_size=config.max_batch_size,
+        max_queue_delay_us=config.max_queue_delay_us,
+        max_queue_rows=config.max_queue_rows,
+        batches_in_flight=config.batches_in_flight,
+    )
+
+
+def load_version(
+    folder: VersionFolder,
+    config: ServerConfig,
+    executor: Executor,
+    observers: dict[str, BatchObserver] | None = None,
+) -> ServedModel:
+    """Reads, checks, loads and warms up one model version.
+
+    Every file is checked against the SHA-256 in ``config.json`` before it is opened.
+
+    Args:
+        folder: The version folder found by ``repository.scan``.
+        config: Backend, device, batching and limits.
+        executor: Thread pool the version's batchers run inference in.
+        observers: Signature name -> receiver of batch statistics (metrics).
+
+    Returns:
+        A version ready to serve.
+
+    Raises:
+        ModelLoadError: anything wrong with the folder's files; the message is the version's reason.
+    """
+    started = time.perf_counter()
+    model_config = read_config(folder)
+    files = artifact_files(model_config, folder.path, config.backend)
+    specs = signature_specs(model_config)
+    label = f"{folder.name!r} v{folder.version}"
+    catalog = Catalog(model_config, load_side_files(model_config, folder.path), label)
+    runtime = load_runtime(config.backend, files, specs, device=config.device, intra_op_threads=config.intra_op_threads)
+    model = ServedModel.create(
+        model_config,
+        catalog,
+        runtime,
+        batching_settings(config),
+        executor,
+        config.max_rows_per_request,
+        observers,
+    )
+    model.warm_up(max(1, min(config.max_batch_size, 64)))
+    _LOGGER.info(
+        "loaded model %s (%d users, %d items) on %s %s in %.2fs",
+        label,
+        catalog.num_users,
+        catalog.num_items,
+        config.backend,
+        runtime.providers,
+        time.perf_counter() - started,
+    )
+    return model

@@ -1,0 +1,307 @@
+"""A loaded model version and the domain logic of Predict and Recommend (raw ids in, arrays out).
+
+A version holds its config, catalogue, runtime and batchers. The servicer converts protos; the
+registry decides which versions exist; this module knows how to answer one request with one version.
+"""
+
+from __future__ import annotations
+
+import functools
+import logging
+from collections.abc import Sequence
+from concurrent.futures import Executor
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from protos.recsys.v1 import model_config_pb2 as mc
+from server import ranking
+from server.batching import BatchingSettings, BatchObserver, DynamicBatcher, Inputs
+from server.catalog import Catalog, Histories
+from server.errors import InvalidInput, ModelLoadError
+from server.runtime import Runtime, SignatureSpec
+
+_LOGGER = logging.getLogger(__name__)
+
+_PAIR_INPUTS = {"predict": {"user", "item"}, "recommend": {"user"}}
+_SEQUENCE_INPUTS = {
+    "predict": {"history_items", "history_ratings", "lengths", "item"},
+    "recommend": {"history_items", "history_ratings", "lengths"},
+}
+
+
+def signature_specs(config: mc.ModelConfig) -> list[SignatureSpec]:
+    """The ``predict`` and ``recommend`` signatures of a config, checked against its architecture.
+
+    Raises:
+        ModelLoadError: a signature's inputs are not those its architecture takes.
+    """
+    expected = _SEQUENCE_INPUTS if config.architecture == mc.ARCHITECTURE_LSTM else _PAIR_INPUTS
+    specs = []
+    for signature in config.signatures:
+        if signature.name not in expected:
+            continue
+        inputs = tuple(tensor.name for tensor in signature.inputs)
+        if set(inputs) != expected[signature.name] or len(signature.outputs) != 1:
+            raise ModelLoadError(
+                f"signature {signature.name!r} takes {list(inputs)} -> {[o.name for o in signature.outputs]}, "
+                f"but a {mc.Architecture.Name(config.architecture)} model takes {sorted(expected[signature.name])} "
+                "-> one output"
+            )
+        specs.append(SignatureSpec(signature.name, inputs, signature.outputs[0].name))
+    return specs
+
+
+@dataclass(frozen=True)
+class RecommendQuery:
+    """One Recommend call in domain terms (see ``RecommendRequest`` in service.proto).
+
+    Attributes:
+        user_ids: Raw user ids, or empty when histories are given.
+        history_items: Per history, raw item ids oldest first (LSTM only).
+        history_ratings: Per history, the matching ratings in stars.
+        k: Items per result.
+        exclude_seen: Leave out the items the user rated in training (or the history's items).
+        candidates: Raw item ids to rank instead of the whole catalogue; empty for all.
+        allow_popularity_fallback: Answer unknown users with popular items instead of failing.
+    """
+
+    user_ids: Sequence[str] = ()
+    history_items: Sequence[Sequence[str]] = ()
+    history_ratings: Sequence[Sequence[float]] = ()
+    k: int = 10
+    exclude_seen: bool = True
+    candidates: Sequence[str] = ()
+    allow_popularity_fallback: bool = False
+
+
+@dataclass(frozen=True)
+class Ranked:
+    """The ranked items of one user or history: item indices and scores, best first."""
+
+    user_id: str
+    items: np.ndarray
+    scores: np.ndarray
+    fallback: bool = False
+
+
+@dataclass
+class ServedModel:
+    """One model version loaded for serving.
+
+    Attributes:
+        config: The exported config.
+        catalog: Ids, histories and popularity.
+        runtime: The backend running the signatures.
+        batchers: Signature name -> its dynamic batcher.
+        max_rows: Most pairs (Predict) or users/histories (Recommend) per call.
+        inflight: Calls currently using this version; the registry waits for 0 before unloading.
+    """
+
+    config: mc.ModelConfig
+    catalog: Catalog
+    runtime: Runtime
+    specs: dict[str, SignatureSpec]
+    batchers: dict[str, DynamicBatcher]
+    max_rows: int
+    inflight: int = field(default=0)
+
+    @classmethod
+    def create(
+        cls,
+        config: mc.ModelConfig,
+        catalog: Catalog,
+        runtime: Runtime,
+        settings: BatchingSettings,
+        executor: Executor,
+        max_rows: int,
+        observers: dict[str, BatchObserver] | None = None,
+    ) -> ServedModel:
+        """Wires a loaded runtime to one batcher per signature."""
+        specs = {spec.name: spec for spec in signature_specs(config)}
+        label = f"{config.name!r} v{config.version}"
+        batchers = {
+            name: DynamicBatcher(
+                functools.partial(runtime.run, name),
+                settings,
+                executor,
+                name=f"{label} {name}",
+                observer=(observers or {}).get(name),
+            )
+            for name in specs
+        }
+        return cls(config, catalog, runtime, specs, batchers, max_rows)
+
+    @property
+    def name(self) -> str:
+        """Model name."""
+        return self.config.name
+
+    @property
+    def version(self) -> int:
+        """Version number."""
+        return int(self.config.version)
+
+    @property
+    def label(self) -> str:
+        """How messages name this version: ``'mf' v3``."""
+        return self.catalog.label
+
+    @property
+    def sequential(self) -> bool:
+        """Whether the model reads histories (the LSTM) rather than user indices."""
+        return self.config.architecture == mc.ARCHITECTURE_LSTM
+
+    def _inputs(self, signature: str, arrays: dict[str, np.ndarray]) -> Inputs:
+        return tuple(arrays[name] for name in self.specs[signature].inputs)
+
+    def _history_arrays(self, histories: Histories) -> dict[str, np.ndarray]:
+        return {"history_items": histories.items, "history_ratings": histories.ratings, "lengths": histories.lengths}
+
+    def _check_rows(self, rows: int, what: str) -> None:
+        if rows > self.max_rows:
+            raise InvalidInput(f"{rows} {what} in one call exceed max_rows_per_request={self.max_rows}; split the call")
+
+    def _without_history(self, ids: Sequence[str], users: np.ndarray) -> None:
+        empty = self.catalog.history_counts(users) == 0
+        if empty.any():
+            names = [ids[i] for i in np.flatnonzero(empty)[:10].tolist()]
+            raise InvalidInput(
+                f"users {names} have no training history in model {self.label}, so the LSTM has nothing to read; "
+                "send their histories instead"
+            )
+
+    async def predict(self, user_ids: Sequence[str], item_ids: Sequence[str]) -> np.ndarray:
+        """Predicted rating of each (user, item) pair, in stars, float32 [B].
+
+        Raises:
+            InvalidInput: empty, mismatched or oversized lists, or unknown ids (all of them named).
+        """
+        rows = len(user_ids)
+        if rows != len(item_ids):
+            raise InvalidInput(f"user_ids has {rows} ids but item_ids has {len(item_ids)}; send one of each per pair")
+        if rows == 0:
+            raise InvalidInput("empty request: send at least one (user_id, item_id) pair")
+        self._check_rows(rows, "pairs")
+        users, items = self._encode_pairs(user_ids, item_ids)
+        if self.sequential:
+            self._without_history(user_ids, users)
+            arrays = self._history_arrays(self.catalog.stored_histories(users))
+            arrays["item"] = items
+        else:
+            arrays = {"user": users, "item": items}
+        return await self.batchers["predict"].submit(self._inputs("predict", arrays))
+
+    def _encode_pairs(self, user_ids: Sequence[str], item_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+        try:
+            users = self.catalog.users(user_ids)
+        except InvalidInput as user_error:
+            try:
+                self.catalog.items(item_ids)
+            except InvalidInput as item_error:
+                raise InvalidInput(f"{user_error}; {item_error}") from None
+            raise
+        return users, self.catalog.items(item_ids)
+
+    async def recommend(self, query: RecommendQuery) -> list[Ranked]:
+        """The top-k items of each user or history, best first.
+
+        Raises:
+            InvalidInput: empty or ambiguous request, k out of range, too many rows, unknown ids,
+                bad histories, or histories sent to a model that does not read them.
+        """
+        rows = self._check_query(query)
+        candidates = np.unique(self.catalog.items(query.candidates, "candidate item")) if query.candidates else None
+        if query.history_items:
+            return await self._recommend_histories(query, candidates)
+        users, known = self.catalog.split_known_users(query.user_ids)
+        if self.sequential:
+            known &= self.catalog.history_counts(np.maximum(users, 0)) > 0
+        if not known.all() and not query.allow_popularity_fallback:
+            self._reject_unknown(query.user_ids, users, known)
+        ranked: list[Ranked | None] = [None] * rows
+        if known.any():
+            known_rows = np.flatnonzero(known)
+            scores = await self._recommend_scores(users[known_rows])
+            if query.exclude_seen:
+                ranking.mask_pairs(scores, *self.catalog.seen_pairs(users[known_rows]))
+            for row, (items, item_scores) in zip(
+                known_rows.tolist(), ranking.top_k(scores, query.k, candidates), strict=True
+            ):
+                ranked[row] = Ranked(query.user_ids[row], items, item_scores)
+        if not known.all():
+            items, item_scores = ranking.popular(
+                self.catalog.popularity_order, self.catalog.popularity, query.k, candidates
+            )
+            for row in np.flatnonzero(~known).tolist():
+                ranked[row] = Ranked(query.user_ids[row], items, item_scores, fallback=True)
+        return ranked  # type: ignore[return-value] - every row was filled above
+
+    def _check_query(self, query: RecommendQuery) -> int:
+        if query.user_ids and query.history_items:
+            raise InvalidInput("set either user_ids or histories, not both")
+        rows = len(query.user_ids) or len(query.history_items)
+        if rows == 0:
+            raise InvalidInput("empty request: set user_ids (or histories for an LSTM model)")
+        self._check_rows(rows, "users or histories")
+        if not 1 <= query.k <= self.catalog.num_items:
+            raise InvalidInput(f"k={query.k} is outside 1..{self.catalog.num_items} (the items of model {self.label})")
+        if query.history_items and not self.sequential:
+            raise InvalidInput(
+                f"histories are only read by LSTM models; model {self.label} is "
+                f"{mc.Architecture.Name(self.config.architecture)}: send user_ids"
+            )
+        return rows
+
+    def _reject_unknown(self, ids: Sequence[str], users: np.ndarray, known: np.ndarray) -> None:
+        unknown_rows = np.flatnonzero(users < 0)
+        if len(unknown_rows):
+            self.catalog.users([ids[i] for i in unknown_rows.tolist()])  # raises, naming them
+        self._without_history(ids, np.maximum(users, 0))
+
+    async def _recommend_histories(self, query: RecommendQuery, candidates: np.ndarray | None) -> list[Ranked]:
+        histories = self.catalog.request_histories(query.history_items, query.history_ratings)
+        inputs = self._inputs("recommend", self._history_arrays(histories))
+        scores = await self.batchers["recommend"].submit(inputs)
+        if query.exclude_seen:
+            rows, steps = np.nonzero(np.arange(histories.items.shape[1])[None, :] < histories.lengths[:, None])
+            ranking.mask_pairs(scores, rows, histories.items[rows, steps])
+        return [Ranked("", items, item_scores) for items, item_scores in ranking.top_k(scores, query.k, candidates)]
+
+    async def _recommend_scores(self, users: np.ndarray) -> np.ndarray:
+        arrays = self._history_arrays(self.catalog.stored_histories(users)) if self.sequential else {"user": users}
+        return await self.batchers["recommend"].submit(self._inputs("recommend", arrays))
+
+    def warm_up(self, batch_size: int) -> None:
+        """Runs each signature once at batch size 1 and ``batch_size`` and checks the output shapes.
+
+        Called before the version is marked READY, so that the first caller does not pay for
+        lazy initialisation, and so that a model that answers with the wrong shape never serves.
+
+        Raises:
+            ModelLoadError: an output does not have the documented shape.
+        """
+        users = np.flatnonzero(self.catalog.history_counts(np.arange(self.catalog.num_users)) > 0)
+        if not len(users):
+            users = np.zeros(1, np.int64)
+        for rows in sorted({1, max(1, batch_size)}):
+            chosen = np.resize(users, rows).astype(np.int64)
+            items = np.zeros(rows, np.int64)
+            if self.sequential:
+                arrays = self._history_arrays(self.catalog.stored_histories(chosen))
+            else:
+                arrays = {"user": chosen}
+            expected = {"predict": (rows,), "recommend": (rows, self.catalog.num_items)}
+            for signature in ("predict", "recommend"):
+                output = self.runtime.run(signature, self._inputs(signature, {**arrays, "item": items}))
+                if output.shape != expected[signature] or output.dtype != np.float32:
+                    raise ModelLoadError(
+                        f"warm-up: {signature} returned {output.dtype}{list(output.shape)}, "
+                        f"expected float32{list(expected[signature])}"
+                    )
+
+    async def close(self) -> None:
+        """Stops the batchers and releases the runtime."""
+        for batcher in self.batchers.values():
+            await batcher.close()
+        self.runtime.close()

@@ -1,0 +1,154 @@
+"""The gRPC servicer: protos in, domain calls, protos out.
+
+Each RPC is a few lines; :meth:`RecommenderService._serve` is the one wrapper that times the call,
+counts it in the metrics, and turns any exception into its status code (``errors.status_of``).
+Handlers raise; they never abort themselves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import grpc
+
+from protos.recsys.v1 import service_pb2 as pb
+from protos.recsys.v1 import service_pb2_grpc
+from server.errors import DeadlineExceeded, status_of
+from server.metrics import Metrics
+from server.model import RecommendQuery, ServedModel
+from server.registry import ModelRegistry, VersionRecord
+
+Request = TypeVar("Request")
+Response = TypeVar("Response")
+_OK = grpc.StatusCode.OK
+
+
+def _spec(model: ServedModel) -> pb.ModelSpec:
+    return pb.ModelSpec(name=model.name, version=model.version)
+
+
+def _status(record: VersionRecord) -> pb.ModelVersionStatus:
+    return pb.ModelVersionStatus(version=record.version, state=record.state, reason=record.reason)
+
+
+def _check_deadline(context: grpc.aio.ServicerContext) -> None:
+    remaining = context.time_remaining()
+    if remaining is not None and remaining <= 0:
+        raise DeadlineExceeded("the call's deadline passed before it reached the model; allow more time")
+
+
+class RecommenderService(service_pb2_grpc.RecommenderServiceServicer):
+    """``recsys.v1.RecommenderService`` over a model registry.
+
+    Args:
+        registry: Resolves model names and versions to loaded versions.
+        metrics: Counts calls and their latency.
+        backend: Name of the runtime serving every model, reported in metadata.
+    """
+
+    def __init__(self, registry: ModelRegistry, metrics: Metrics, backend: str) -> None:
+        self._registry = registry
+        self._metrics = metrics
+        self._backend = backend
+
+    async def _serve(
+        self,
+        method: str,
+        model_name: str,
+        context: grpc.aio.ServicerContext,
+        handler: Callable[[], Awaitable[Response]],
+    ) -> Response:
+        started = time.perf_counter()
+        try:
+            response = await handler()
+        except asyncio.CancelledError:
+            remaining = context.time_remaining()
+            expired = remaining is not None and remaining <= 0
+            code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
+            self._metrics.record_request(method, model_name, code, time.perf_counter() - started)
+            raise
+        except Exception as error:  # the one place errors become statuses
+            code, details = status_of(error, method)
+            label = "" if code == grpc.StatusCode.NOT_FOUND else model_name
+            self._metrics.record_request(method, label, code, time.perf_counter() - started)
+            await context.abort(code, details)
+        self._metrics.record_request(method, model_name, _OK, time.perf_counter() - started)
+        return response
+
+    async def Predict(self, request: pb.PredictRequest, context: grpc.aio.ServicerContext) -> pb.PredictResponse:
+        """Predicts the rating of each (user, item) pair."""
+        return await self._serve("Predict", request.model.name, context, lambda: self._predict(request, context))
+
+    async def _predict(self, request: pb.PredictRequest, context: grpc.aio.ServicerContext) -> pb.PredictResponse:
+        _check_deadline(context)
+        model = self._registry.acquire(request.model.name, request.model.version)
+        try:
+            ratings = await model.predict(request.user_ids, request.item_ids)
+        finally:
+            self._registry.release(model)
+        return pb.PredictResponse(model=_spec(model), ratings=ratings.tolist())
+
+    async def Recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
+        """Ranks the catalogue (or the candidates) for each user or history."""
+        return await self._serve("Recommend", request.model.name, context, lambda: self._recommend(request, context))
+
+    async def _recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
+        _check_deadline(context)
+        query = RecommendQuery(
+            user_ids=request.user_ids,
+            history_items=[history.item_ids for history in request.histories],
+            history_ratings=[history.ratings for history in request.histories],
+            k=request.k,
+            exclude_seen=request.exclude_seen if request.HasField("exclude_seen") else True,
+            candidates=request.candidate_item_ids,
+            allow_popularity_fallback=request.allow_popularity_fallback,
+        )
+        model = self._registry.acquire(request.model.name, request.model.version)
+        try:
+            ranked = await model.recommend(query)
+        finally:
+            self._registry.release(model)
+        item_ids = model.catalog.item_ids
+        results = [
+            pb.RecommendResult(
+                user_id=r.user_id, item_ids=item_ids[r.items].tolist(), scores=r.scores.tolist(), fallback=r.fallback
+            )
+            for r in ranked
+        ]
+        return pb.RecommendResponse(model=_spec(model), results=results)
+
+    async def ListModels(
+        self, request: pb.ListModelsRequest, context: grpc.aio.ServicerContext
+    ) -> pb.ListModelsResponse:
+        """Lists every model with the state of each version."""
+        return await self._serve("ListModels", "", context, self._list_models)
+
+    async def _list_models(self) -> pb.ListModelsResponse:
+        models = [
+            pb.ModelStatus(name=name, versions=[_status(record) for record in records])
+            for name, records in self._registry.models().items()
+        ]
+        return pb.ListModelsResponse(models=models)
+
+    async def GetModelMetadata(
+        self, request: pb.GetModelMetadataRequest, context: grpc.aio.ServicerContext
+    ) -> pb.GetModelMetadataResponse:
+        """Describes one version: exported config, state, backend, providers and batching."""
+        return await self._serve("GetModelMetadata", request.model.name, context, lambda: self._metadata(request))
+
+    async def _metadata(self, request: pb.GetModelMetadataRequest) -> pb.GetModelMetadataResponse:
+        record = self._registry.record(request.model.name, request.model.version)
+        response = pb.GetModelMetadataResponse(status=_status(record), backend=self._backend)
+        if record.config is not None:
+            response.config.CopyFrom(record.config)
+        model = record.model
+        if model is not None:
+            response.execution_providers.extend(model.runtime.providers)
+            settings = next(iter(model.batchers.values())).settings
+            response.batching.max_batch_size = settings.max_batch_size
+            response.batching.max_queue_delay_us = settings.max_queue_delay_us
+            response.batching.max_queue_rows = settings.max_queue_rows
+        return response

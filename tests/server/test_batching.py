@@ -1,0 +1,172 @@
+"""Unit tests of the dynamic batcher: when batches go, what they hold, and where errors land."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+import pytest
+
+from server.batching import BatchingSettings, DynamicBatcher, join_inputs
+from server.errors import ModelNotReady, QueueFull
+
+
+class Recorder:
+    """A fake runtime: doubles its input, records the rows of every call, can be held or fail."""
+
+    def __init__(self, fail: Exception | None = None, rows_out: int | None = None) -> None:
+        self.calls: list[np.ndarray] = []
+        self.release = threading.Event()
+        self.release.set()
+        self.fail = fail
+        self.rows_out = rows_out
+
+    def __call__(self, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
+        self.release.wait(10)
+        self.calls.append(inputs[0].copy())
+        if self.fail is not None:
+            raise self.fail
+        out = inputs[0].astype(np.float32) * 2
+        return out[: self.rows_out] if self.rows_out is not None else out
+
+
+@pytest.fixture
+def executor():
+    pool = ThreadPoolExecutor(2)
+    yield pool
+    pool.shutdown(wait=True)
+
+
+def make(recorder: Recorder, executor: ThreadPoolExecutor, **settings: int) -> DynamicBatcher:
+    return DynamicBatcher(recorder, BatchingSettings(**settings), executor, name="'m' v1 predict")
+
+
+def rows(*values: int) -> tuple[np.ndarray]:
+    return (np.array(values, dtype=np.int64),)
+
+
+async def test_batch_waits_for_delay_then_full_batch_goes_at_once(executor):
+    recorder = Recorder()
+    batcher = make(recorder, executor, max_batch_size=4, max_queue_delay_us=5_000_000)
+    first = asyncio.ensure_future(batcher.submit(rows(1, 2)))
+    await asyncio.sleep(0.1)
+    assert recorder.calls == [] and not first.done(), "a batch below max_batch_size went before its delay"
+    second = asyncio.ensure_future(batcher.submit(rows(3, 4)))
+    results = await asyncio.wait_for(asyncio.gather(first, second), timeout=2.0)
+    assert [c.tolist() for c in recorder.calls] == [[1, 2, 3, 4]]
+    np.testing.assert_array_equal(results[0], [2, 4])
+    np.testing.assert_array_equal(results[1], [6, 8])
+    await batcher.close()
+
+
+async def test_delay_flushes_a_partial_batch(executor):
+    recorder = Recorder()
+    batcher = make(recorder, executor, max_batch_size=64, max_queue_delay_us=20_000)
+    result = await asyncio.wait_for(batcher.submit(rows(5)), timeout=2.0)
+    np.testing.assert_array_equal(result, [10])
+    assert len(recorder.calls) == 1
+    await batcher.close()
+
+
+async def test_requests_queued_while_a_batch_runs_join_the_next_batch(executor):
+    recorder = Recorder()
+    recorder.release.clear()
+    batcher = make(recorder, executor, max_batch_size=100, max_queue_delay_us=0)
+    first = asyncio.ensure_future(batcher.submit(rows(0)))
+    await asyncio.sleep(0.05)
+    later = [asyncio.ensure_future(batcher.submit(rows(i))) for i in range(1, 6)]
+    await asyncio.sleep(0.05)
+    recorder.release.set()
+    results = await asyncio.wait_for(asyncio.gather(first, *later), timeout=5.0)
+    assert [c.tolist() for c in recorder.calls] == [[0], [1, 2, 3, 4, 5]]
+    assert [r.tolist() for r in results] == [[0.0], [2.0], [4.0], [6.0], [8.0], [10.0]]
+    await batcher.close()
+
+
+async def test_runtime_error_reaches_every_caller(executor):
+    recorder = Recorder(fail=RuntimeError("boom"))
+    batcher = make(recorder, executor, max_batch_size=3, max_queue_delay_us=5_000_000)
+    outcomes = await asyncio.gather(*(batcher.submit(rows(i)) for i in range(3)), return_exceptions=True)
+    assert len(recorder.calls) == 1
+    assert all(isinstance(o, RuntimeError) and str(o) == "boom" for o in outcomes)
+    await batcher.close()
+
+
+async def test_wrong_number_of_output_rows_fails_the_batch(executor):
+    recorder = Recorder(rows_out=1)
+    batcher = make(recorder, executor, max_batch_size=2, max_queue_delay_us=5_000_000)
+    outcomes = await asyncio.gather(batcher.submit(rows(1)), batcher.submit(rows(2)), return_exceptions=True)
+    assert all(isinstance(o, RuntimeError) and "1 rows for 2 input rows" in str(o) for o in outcomes)
+    await batcher.close()
+
+
+async def test_queue_full_is_refused_with_queue_full(executor):
+    recorder = Recorder()
+    recorder.release.clear()
+    batcher = make(recorder, executor, max_batch_size=2, max_queue_delay_us=0, max_queue_rows=4)
+    running = asyncio.ensure_future(batcher.submit(rows(0, 0)))
+    await asyncio.sleep(0.05)  # the first batch is now held inside the runtime
+    queued = asyncio.ensure_future(batcher.submit(rows(1, 2, 3, 4)))
+    await asyncio.sleep(0)
+    with pytest.raises(QueueFull, match=r"'m' v1 predict.*4 rows waiting, max_queue_rows=4"):
+        await batcher.submit(rows(9))
+    recorder.release.set()
+    await asyncio.wait_for(asyncio.gather(running, queued), timeout=5.0)
+    assert batcher.queued_rows == 0
+    await batcher.close()
+
+
+async def test_batching_off_runs_each_request_alone(executor):
+    recorder = Recorder()
+    recorder.release.clear()
+    batcher = make(recorder, executor, max_batch_size=1, max_queue_delay_us=5_000_000)
+    tasks = [asyncio.ensure_future(batcher.submit(rows(i))) for i in range(4)]
+    await asyncio.sleep(0.05)
+    recorder.release.set()
+    await asyncio.wait_for(asyncio.gather(*tasks), timeout=5.0)
+    assert sorted(len(c) for c in recorder.calls) == [1, 1, 1, 1]
+
+
+async def test_oversized_request_runs_as_its_own_batch(executor):
+    recorder = Recorder()
+    batcher = make(recorder, executor, max_batch_size=4, max_queue_delay_us=5_000_000)
+    result = await asyncio.wait_for(batcher.submit(rows(*range(10))), timeout=2.0)
+    assert [len(c) for c in recorder.calls] == [10]
+    assert result.shape == (10,)
+    await batcher.close()
+
+
+async def test_cancelled_request_rows_are_not_computed(executor):
+    recorder = Recorder()
+    batcher = make(recorder, executor, max_batch_size=3, max_queue_delay_us=5_000_000)
+    doomed = asyncio.ensure_future(batcher.submit(rows(7)))
+    await asyncio.sleep(0)
+    doomed.cancel()
+    kept = [asyncio.ensure_future(batcher.submit(rows(i))) for i in (1, 2, 3)]
+    await asyncio.wait_for(asyncio.gather(*kept), timeout=2.0)
+    assert [c.tolist() for c in recorder.calls] == [[1, 2, 3]]
+    await batcher.close()
+
+
+async def test_close_fails_queued_requests_and_refuses_new_ones(executor):
+    recorder = Recorder()
+    batcher = make(recorder, executor, max_batch_size=8, max_queue_delay_us=5_000_000)
+    queued = asyncio.ensure_future(batcher.submit(rows(1)))
+    await asyncio.sleep(0.01)
+    await batcher.close()
+    with pytest.raises(ModelNotReady, match="unloaded"):
+        await queued
+    with pytest.raises(ModelNotReady, match="unloading"):
+        await batcher.submit(rows(2))
+    assert recorder.calls == []
+
+
+def test_join_pads_histories_of_different_lengths():
+    a = (np.array([[1, 2, 3]]), np.array([3]))
+    b = (np.array([[4], [5]]), np.array([1, 1]))
+    items, lengths = join_inputs([a, b])
+    np.testing.assert_array_equal(items, [[1, 2, 3], [4, 0, 0], [5, 0, 0]])
+    np.testing.assert_array_equal(lengths, [3, 1, 1])
+    assert join_inputs([a]) is a
