@@ -1,0 +1,194 @@
+"""The training loop: mini-batch Adam(W), L2 on touched rows, early stopping on validation RMSE."""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from trainer.batching import HistoryBatches, PairBatches
+from trainer.data.interactions import Interactions
+from trainer.evaluation import rating_errors
+from trainer.inputs import predict_pairs
+from trainer.models import RatingModel
+
+_LOGGER = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How to fit one model.
+
+    Attributes:
+        epochs: most passes over the training ratings.
+        batch_size: ratings per step (for the LSTM: users per step).
+        learning_rate: AdamW step size.
+        weight_decay: AdamW decoupled decay on dense layer weights (not on embeddings, which ``l2`` covers).
+        l2: weight of the model's ``penalty`` (mean squared norm of the rows a batch touches).
+        patience: epochs without a better validation RMSE before stopping; the best epoch's weights are kept.
+        lr_decay: multiply the learning rate by this after every epoch (1 = constant).
+        target_fraction: LSTM only: share of each history held out as targets per epoch.
+        max_seconds: stop after this much wall time (None = no limit); the best weights so far are kept.
+        seed: seeds the initialisation, the shuffling and dropout.
+        progress: show a tqdm bar with loss and validation RMSE.
+    """
+
+    epochs: int = 40
+    batch_size: int = 1024
+    learning_rate: float = 3e-3
+    weight_decay: float = 0.0
+    l2: float = 0.0
+    patience: int = 3
+    lr_decay: float = 1.0
+    target_fraction: float = 0.2
+    max_seconds: float | None = None
+    seed: int = 0
+    progress: bool = True
+
+    def __post_init__(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
+            raise ValueError("epochs, batch_size and patience must be positive")
+        if self.learning_rate <= 0 or self.weight_decay < 0 or self.l2 < 0 or not 0 < self.lr_decay <= 1:
+            raise ValueError("need learning_rate > 0, weight_decay >= 0, l2 >= 0 and 0 < lr_decay <= 1")
+
+
+@dataclass
+class FitResult:
+    """What training did.
+
+    Attributes:
+        best_epoch: 1-based epoch whose weights were kept.
+        best_val_rmse: validation RMSE of those weights, in stars.
+        epochs_run: epochs actually run.
+        seconds: wall time of the fit.
+        losses: mean training loss per epoch.
+        val_rmses: validation RMSE per epoch.
+    """
+
+    best_epoch: int
+    best_val_rmse: float
+    epochs_run: int
+    seconds: float
+    losses: list[float] = field(default_factory=list)
+    val_rmses: list[float] = field(default_factory=list)
+
+
+def fit(model: RatingModel, train: Interactions, valid: Interactions, config: TrainConfig) -> FitResult:
+    """Fit ``model`` on ``train``, stopping early on ``valid`` RMSE; leaves the best weights loaded.
+
+    The LSTM reads context histories built from ``train`` only and is validated on histories of
+    ``train``; the GCN must already hold the graph of ``train``.
+
+    Args:
+        model: a freshly built model.
+        train: ratings to fit.
+        valid: held-out ratings from the training data, for early stopping (never the test split).
+        config: optimisation settings.
+
+    Returns:
+        The fit's history; ``model`` is left in eval mode with the best epoch's weights.
+
+    Raises:
+        FloatingPointError: the loss became NaN or infinite (lower the learning rate).
+        ValueError: empty training or validation data.
+    """
+    if not len(train) or not len(valid):
+        raise ValueError(f"need training and validation ratings, got {len(train)} and {len(valid)}")
+    torch.manual_seed(config.seed)
+    rng = np.random.default_rng(config.seed)
+    batches = _batches(model, train, config)
+    optimizer = _optimizer(model, config)
+    histories = train.histories()
+    best_state, best_rmse, best_epoch = copy.deepcopy(model.state_dict()), math.inf, 0
+    result = FitResult(0, math.inf, 0, 0.0)
+    started = time.perf_counter()
+    bar = tqdm(total=config.epochs, desc=f"train {model.architecture}", unit="epoch", disable=not config.progress)
+    try:
+        for epoch in range(1, config.epochs + 1):
+            loss = _train_epoch(model, batches, optimizer, config, rng)
+            model.eval()
+            val_pred = predict_pairs(model, valid.users, valid.items, histories)
+            val_rmse = rating_errors(val_pred, valid.ratings, valid.rating_scale)["rmse"]
+            result.losses.append(loss)
+            result.val_rmses.append(val_rmse)
+            result.epochs_run = epoch
+            if val_rmse < best_rmse:
+                best_state, best_rmse, best_epoch = copy.deepcopy(model.state_dict()), val_rmse, epoch
+            bar.update(1)
+            bar.set_postfix(loss=f"{loss:.4f}", val_rmse=f"{val_rmse:.4f}", best=f"{best_rmse:.4f}@{best_epoch}")
+            _LOGGER.debug("%s epoch %d loss %.4f val_rmse %.4f", model.architecture, epoch, loss, val_rmse)
+            if epoch - best_epoch >= config.patience:
+                break
+            if config.max_seconds is not None and time.perf_counter() - started > config.max_seconds:
+                _LOGGER.info("%s: stopping after %.0f s (max_seconds)", model.architecture, config.max_seconds)
+                break
+            for group in optimizer.param_groups:
+                group["lr"] *= config.lr_decay
+    finally:
+        bar.close()
+    model.load_state_dict(best_state)
+    model.eval()
+    result.best_epoch, result.best_val_rmse = best_epoch, best_rmse
+    result.seconds = time.perf_counter() - started
+    _LOGGER.info(
+        "%s: best validation RMSE %.4f at epoch %d of %d (%.1f s)",
+        model.architecture,
+        best_rmse,
+        best_epoch,
+        result.epochs_run,
+        result.seconds,
+    )
+    return result
+
+
+def _batches(model: RatingModel, train: Interactions, config: TrainConfig) -> PairBatches | HistoryBatches:
+    if model.architecture == "lstm":
+        return HistoryBatches(
+            train, config.batch_size, int(model.hparams["max_history_length"]), config.target_fraction
+        )
+    return PairBatches(train, config.batch_size)
+
+
+def _optimizer(model: RatingModel, config: TrainConfig) -> torch.optim.Optimizer:
+    """AdamW with decay on matrices of dense layers only; embeddings and biases are left to ``l2``."""
+    decay, no_decay = [], []
+    for name, param in model.named_parameters():
+        is_table = isinstance(_owner(model, name), torch.nn.Embedding)
+        (decay if param.dim() > 1 and not is_table else no_decay).append(param)
+    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.learning_rate)
+
+
+def _owner(model: torch.nn.Module, parameter_name: str) -> torch.nn.Module:
+    return model.get_submodule(parameter_name.rpartition(".")[0])
+
+
+def _train_epoch(
+    model: RatingModel,
+    batches: PairBatches | HistoryBatches,
+    optimizer: torch.optim.Optimizer,
+    config: TrainConfig,
+    rng: np.random.Generator,
+) -> float:
+    model.train()
+    total, count = 0.0, 0
+    for inputs, target in batches.epoch(rng):
+        prediction = model(*inputs)
+        mse = torch.nn.functional.mse_loss(prediction, target)
+        loss = mse + config.l2 * model.penalty(*inputs) if config.l2 else mse
+        if not torch.isfinite(loss):
+            raise FloatingPointError(
+                f"degenerate loss {float(loss)} training {model.architecture}; lower the learning rate"
+            )
+        optimizer.zero_grad(set_to_none=True)
+        loss.backward()
+        optimizer.step()
+        total += float(mse.detach()) * len(target)
+        count += len(target)
+    return total / max(count, 1)
