@@ -18,6 +18,7 @@ from .stats import LatencySummary, summarize
 GENERATOR_CPU_LIMIT = 0.8
 """Above this share of one core, a generator process is likely the bottleneck, not the server."""
 _OPEN_LOOP_LAG_LIMIT_S = 0.005
+_MIN_WALL_FOR_CPU_S = 0.5
 
 
 @dataclass
@@ -40,6 +41,7 @@ class StepReport:
         send_lag_p99_ms: Open loop: 99th percentile of how late calls left their schedule.
         generator_cpu: CPU the generator used, in cores (summed over its processes).
         generator_cpu_max_process: The busiest generator process, in cores.
+        generator_processes: Generator processes that shared the step.
         generator_bound: True when the generator, not the server, likely limited the step.
         server: The server's metrics over the step, when a metrics URL was given.
         sanity: Check of a sample of the responses.
@@ -61,6 +63,7 @@ class StepReport:
     send_lag_p99_ms: float | None
     generator_cpu: float
     generator_cpu_max_process: float
+    generator_processes: int
     generator_bound: bool
     server: ServerStats | None = None
     sanity: SanityReport = field(default_factory=SanityReport)
@@ -99,7 +102,7 @@ def build_step_report(
     lag_p99 = summarize(outcome.send_lag_s).p99_ms if outcome.send_lag_s.size else None
     cpu = outcome.cpu_s / wall if wall > 0 else 0.0
     notes = []
-    bound = outcome.max_process_cpu > GENERATOR_CPU_LIMIT
+    bound = outcome.max_process_cpu > GENERATOR_CPU_LIMIT and wall >= _MIN_WALL_FOR_CPU_S  # too short to judge
     if bound:
         notes.append(
             f"generator used {outcome.max_process_cpu:.0%} of a core in one process: it may be the bottleneck "
@@ -128,6 +131,7 @@ def build_step_report(
         send_lag_p99_ms=lag_p99,
         generator_cpu=cpu,
         generator_cpu_max_process=outcome.max_process_cpu,
+        generator_processes=outcome.processes,
         generator_bound=bound,
         server=server,
         sanity=sanity if sanity is not None else SanityReport(),

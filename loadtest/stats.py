@@ -1,7 +1,7 @@
 """Latency statistics of one load-test step.
 
-Percentiles use the nearest-rank definition (NumPy's ``inverted_cdf``): the p-th percentile is a
-latency that was really observed, the smallest one with at least p% of the calls at or below it.
+Percentiles use the nearest-rank definition: the p-th percentile is a latency that was really
+observed, the smallest one with at least p% of the calls at or below it (rank ``ceil(p/100 * n)``).
 That is what ghz and HdrHistogram report, and it never invents a value between two samples.
 """
 
@@ -56,7 +56,13 @@ def percentile(values: Sequence[float] | np.ndarray, q: float) -> float:
         raise ValueError("percentile of an empty list: the step recorded no successful call")
     if not 0.0 <= q <= 100.0:
         raise ValueError(f"percentile q={q} is outside [0, 100]")
-    return float(np.percentile(array, q, method="inverted_cdf"))
+    return float(_nearest_rank(np.sort(array), (q,))[0])
+
+
+def _nearest_rank(ordered: np.ndarray, qs: Sequence[float]) -> np.ndarray:
+    # The 1e-9 absorbs float noise: 99.9 / 100 * 1000 is 999.0000000000001, whose ceiling is not 999.
+    ranks = np.ceil(np.asarray(qs, dtype=np.float64) / 100.0 * ordered.size - 1e-9).astype(np.int64)
+    return ordered[np.clip(ranks, 1, ordered.size) - 1]
 
 
 def summarize(latencies_s: Sequence[float] | np.ndarray) -> LatencySummary | None:
@@ -71,7 +77,7 @@ def summarize(latencies_s: Sequence[float] | np.ndarray) -> LatencySummary | Non
     array = np.asarray(latencies_s, dtype=np.float64) * 1e3
     if array.size == 0:
         return None
-    p50, p90, p99, p999 = np.percentile(array, PERCENTILES, method="inverted_cdf")
+    p50, p90, p99, p999 = _nearest_rank(np.sort(array), PERCENTILES)
     return LatencySummary(
         count=int(array.size),
         mean_ms=float(array.mean()),

@@ -220,24 +220,26 @@ async def discover_id_space(
         WorkloadError: If the model is unknown or its user ids are not ``"1".."N"``.
     """
     spec = service_pb2.ModelSpec(name=model, version=version)
-    meta = await stub.GetModelMetadata(
-        service_pb2.GetModelMetadataRequest(model=spec), timeout=timeout_s, metadata=metadata
-    )
-    config = meta.config
-    probe = service_pb2.RecommendRequest(
-        model=spec, user_ids=[_PROBE_USER], k=int(config.num_items), allow_popularity_fallback=True
-    )
-    answer = await stub.Recommend(probe, timeout=timeout_s, metadata=metadata)
-    items = np.array(list(answer.results[0].item_ids))
-    popularity = np.array(list(answer.results[0].scores), dtype=np.float32)
-    users = np.array([str(i) for i in range(1, int(config.num_users) + 1)])
-    check = service_pb2.PredictRequest(model=spec, user_ids=[users[0], users[-1]], item_ids=[items[0], items[-1]])
     try:
+        meta = await stub.GetModelMetadata(
+            service_pb2.GetModelMetadataRequest(model=spec), timeout=timeout_s, metadata=metadata
+        )
+        config = meta.config
+        probe = service_pb2.RecommendRequest(
+            model=spec, user_ids=[_PROBE_USER], k=int(config.num_items), allow_popularity_fallback=True
+        )
+        answer = await stub.Recommend(probe, timeout=timeout_s, metadata=metadata)
+        items = np.array(list(answer.results[0].item_ids))
+        popularity = np.array(list(answer.results[0].scores), dtype=np.float32)
+        users = np.array([str(i) for i in range(1, int(config.num_users) + 1)])
+        check = service_pb2.PredictRequest(model=spec, user_ids=[users[0], users[-1]], item_ids=[items[0], items[-1]])
         await stub.Predict(check, timeout=timeout_s, metadata=metadata)
     except grpc.aio.AioRpcError as error:
+        hint = "pass --repository PATH of the repository the server serves"
+        if error.code() is grpc.StatusCode.INVALID_ARGUMENT:
+            hint = f"the server does not know users '1'..'{config.num_users}' and does not expose raw user ids: {hint}"
         raise WorkloadError(
-            f"the server does not know users '1'..'{len(users)}' of model {model!r} ({error.details()}); it does not "
-            "expose raw user ids, so pass --repository PATH of the repository it serves"
+            f"discovering the ids of model {model!r} failed with {error.code().name} ({error.details()}); {hint}"
         ) from error
     scale = (
         (float(config.rating_scale.min), float(config.rating_scale.max)) if config.HasField("rating_scale") else None
