@@ -37,6 +37,7 @@ class TrainConfig:
         max_seconds: stop after this much wall time (None = no limit); the best weights so far are kept.
         seed: seeds the initialisation, the shuffling and dropout.
         progress: show a tqdm bar with loss and validation RMSE.
+        progress_position: line of the bar, when several models train side by side.
     """
 
     epochs: int = 40
@@ -50,6 +51,7 @@ class TrainConfig:
     max_seconds: float | None = None
     seed: int = 0
     progress: bool = True
+    progress_position: int = 0
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
@@ -108,7 +110,14 @@ def fit(model: RatingModel, train: Interactions, valid: Interactions, config: Tr
     best_state, best_rmse, best_epoch = copy.deepcopy(model.state_dict()), math.inf, 0
     result = FitResult(0, math.inf, 0, 0.0)
     started = time.perf_counter()
-    bar = tqdm(total=config.epochs, desc=f"train {model.architecture}", unit="epoch", disable=not config.progress)
+    bar = tqdm(
+        total=config.epochs,
+        desc=f"train {model.architecture}",
+        unit="epoch",
+        disable=not config.progress,
+        position=config.progress_position,
+        leave=True,
+    )
     try:
         for epoch in range(1, config.epochs + 1):
             loss = _train_epoch(model, batches, optimizer, config, rng)
