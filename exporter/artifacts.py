@@ -17,9 +17,6 @@ from exporter.signatures import build_signatures
 from exporter.torchscript_export import export_torchscript, load_torchscript
 from protos.recsys.v1 import model_config_pb2 as pb
 
-FORMATS: dict[str, int] = {"onnx": pb.ARTIFACT_FORMAT_ONNX, "torchscript": pb.ARTIFACT_FORMAT_TORCHSCRIPT}
-"""Format names accepted by the API and the CLI, mapped to the contract's enum."""
-
 TORCHSCRIPT_NAME = "model.pt"
 
 _EXAMPLE_BATCH = 3
@@ -49,7 +46,7 @@ def write_artifacts(serving: nn.Module, shape: ModelShape, formats: Sequence[str
     Args:
         serving: the model's ``serving_module()``, in eval mode.
         shape: the model's sizes (for example inputs).
-        formats: names from :data:`FORMATS`.
+        formats: names from :data:`exporter.formats.FORMATS`.
         folder: the staging folder.
 
     Returns:

@@ -8,9 +8,9 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from exporter.artifacts import FORMATS
 from exporter.errors import ExportError, ExportInputError
 from exporter.export import ExportResult, export_run
+from exporter.formats import FORMATS, format_label
 from exporter.parity import PARITY_TOLERANCE
 from exporter.signatures import ARCHITECTURES
 from protos.recsys.v1 import model_config_pb2 as pb
@@ -56,7 +56,7 @@ def _parity_lines(result: ExportResult) -> list[str]:
     """Worst difference per (format, signature), over all batch sizes and history lengths."""
     worst: dict[tuple[str, str], float] = {}
     for check in result.parity.checks:
-        key = (pb.ArtifactFormat.Name(check.format).removeprefix("ARTIFACT_FORMAT_").lower(), check.signature)
+        key = (format_label(check.format), check.signature)
         worst[key] = max(worst.get(key, 0.0), check.max_abs_diff)
     return [f"    {fmt:<12}{sig:<10} max abs diff {diff:.2e} stars" for (fmt, sig), diff in sorted(worst.items())]
 

@@ -15,9 +15,10 @@ from typing import Any
 
 from tqdm import tqdm
 
-from exporter.artifacts import FORMATS, write_artifacts
+from exporter.artifacts import write_artifacts
 from exporter.config import build_config, read_config, stamp, write_config
 from exporter.errors import ExportInputError
+from exporter.formats import FORMATS
 from exporter.inputs import ModelShape
 from exporter.parity import PARITY_TOLERANCE, check_parity
 from exporter.repository import prepare_repository, publish, staging_folder, validate_model_name
@@ -147,8 +148,8 @@ def export_checkpoint(
     formats = validate_formats(formats)
     if name is not None:
         validate_model_name(name)
-    repository = prepare_repository(repository)
     loaded = load_for_export(checkpoint)
+    repository = prepare_repository(repository)  # only now: a bad checkpoint must not leave an empty folder
     return _export_loaded(loaded, repository, name or loaded.architecture, formats, tolerance)
 
 
@@ -249,8 +250,8 @@ def export_run(
         validate_model_name(name)
         if len(architectures) != 1:
             raise ExportInputError(f"a model name ({name!r}) needs exactly one model, got {', '.join(architectures)}")
-    repository = prepare_repository(repository)
     loaded = [load_for_export(Path(run_dir) / arch / CHECKPOINT_NAME) for arch in architectures]
+    repository = prepare_repository(repository)
     results = []
     for checkpoint in tqdm(loaded, desc="export", unit="model", disable=None):
         results.append(_export_loaded(checkpoint, repository, name or checkpoint.architecture, formats, tolerance))

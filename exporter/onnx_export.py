@@ -89,6 +89,9 @@ def export_onnx(
         # from zeros of the run-time batch, and parity runs batches 1, 7 and 256 to prove it.
         warnings.filterwarnings("ignore", category=DeprecationWarning)
         warnings.filterwarnings("ignore", message=".*LSTM can cause an error.*", category=UserWarning)
+        # nn.LSTM checks its input size in Python; tracing records those checks as constants, which is
+        # right for a fixed model (the feature size never varies) and says nothing about B or T.
+        warnings.filterwarnings("ignore", category=torch.jit.TracerWarning)
         try:
             with torch.no_grad():
                 torch.onnx.export(

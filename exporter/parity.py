@@ -16,6 +16,7 @@ import onnxruntime as ort
 import torch
 
 from exporter.errors import ExportError, ParityError
+from exporter.formats import format_label
 from exporter.inputs import ModelShape, random_inputs
 from protos.recsys.v1 import model_config_pb2 as pb
 
@@ -127,7 +128,7 @@ def check_parity(
     worst = max(parity.checks, key=lambda check: check.max_abs_diff, default=None)
     if worst is not None and not worst.max_abs_diff <= tolerance:
         raise ParityError(
-            f"parity failed: {pb.ArtifactFormat.Name(worst.format)} {worst.signature} at batch {worst.batch_size}"
+            f"parity failed: {format_label(worst.format)} {worst.signature} at batch {worst.batch_size}"
             + (f", history length {worst.history_length}" if worst.history_length else "")
             + f" differs from the eager model by {worst.max_abs_diff:.3g} stars > tolerance {tolerance:g}"
         )

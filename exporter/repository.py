@@ -138,19 +138,20 @@ def publish(staging: Path, repository: Path, name: str, finalize: Callable[[int,
     model_dir = repository / name
     model_dir.mkdir(exist_ok=True)
     with _model_lock(model_dir):
-        versions = list_versions(model_dir)
-        version = versions[-1] + 1 if versions else 1
+        # Any entry with a version-like name blocks its number, a stray file included: never overwrite.
+        taken = [int(entry.name) for entry in model_dir.iterdir() if _VERSION_PATTERN.fullmatch(entry.name)]
+        version = max(taken, default=0) + 1
         target = model_dir / str(version)
         finalize(version, staging)
         fsync_tree(staging)
         try:
             # os.rename replaces an *empty* target folder silently: refuse any existing one instead.
             if target.exists():
-                raise FileExistsError(target)
+                raise FileExistsError(f"{target} already exists")
             os.rename(staging, target)
         except OSError as error:
             raise ExportError(
-                f"cannot publish {name} version {version} at {target}: {error}; is another tool writing there?"
+                f"cannot publish {name} version {version}: {error}; is another tool writing to {model_dir}?"
             ) from error
         fsync_dir(model_dir)
     _LOGGER.info("published %s version %d at %s", name, version, target)
