@@ -256,7 +256,10 @@ class ServedModel:
     def _reject_unknown(self, ids: Sequence[str], users: np.ndarray, known: np.ndarray) -> None:
         unknown_rows = np.flatnonzero(users < 0)
         if len(unknown_rows):
-            self.catalog.users([ids[i] for i in unknown_rows.tolist()])  # raises, naming them
+            try:
+                self.catalog.users([ids[i] for i in unknown_rows.tolist()])
+            except InvalidInput as error:
+                raise InvalidInput(f"{error}; set allow_popularity_fallback to get popular items for them") from None
         self._without_history(ids, np.maximum(users, 0))
 
     async def _recommend_histories(self, query: RecommendQuery, candidates: np.ndarray | None) -> list[Ranked]:
