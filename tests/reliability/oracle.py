@@ -29,7 +29,7 @@ TOO_BIG = grpc.StatusCode.RESOURCE_EXHAUSTED
 Check = Callable[[Message], None]
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, repr=False)
 class ModelFacts:
     """What the contract lets a client know about one exported version, read from its folder."""
 
@@ -43,6 +43,9 @@ class ModelFacts:
     max_history_length: int
     rating_min: float
     rating_max: float
+
+    def __repr__(self) -> str:
+        return f"ModelFacts({self.name!r} v{self.version})"
 
     @property
     def sequential(self) -> bool:

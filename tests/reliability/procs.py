@@ -59,19 +59,26 @@ class ServerProcess:
             stub = health_pb2_grpc.HealthStub(channel)
             return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout).status
 
-    def wait_serving(self, timeout_s: float = 60.0) -> None:
-        """Waits until the overall health is SERVING; fails with the server's log if it exits or never is."""
+    def wait_serving(self, services: Sequence[str] = ("",), timeout_s: float = 60.0) -> None:
+        """Waits until each health service (``""`` overall, or a model name) is SERVING.
+
+        Raises:
+            RuntimeError: the server exited or did not get there in time; the message holds its log.
+        """
         deadline = time.monotonic() + timeout_s
-        while time.monotonic() < deadline:
+        pending = list(services)
+        while pending and time.monotonic() < deadline:
             if self.process.poll() is not None:
                 raise RuntimeError(
                     f"server exited with {self.process.returncode} while starting:\n{self.log()[-4000:]}"
                 )
             with contextlib.suppress(grpc.RpcError):
-                if self.health() == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            time.sleep(0.2)
-        raise RuntimeError(f"server not SERVING after {timeout_s:.0f} s:\n{self.log()[-4000:]}")
+                while pending and self.health(pending[0]) == health_pb2.HealthCheckResponse.SERVING:
+                    pending.pop(0)
+            if pending:
+                time.sleep(0.1)
+        if pending:
+            raise RuntimeError(f"health of {pending} not SERVING after {timeout_s:.0f} s:\n{self.log()[-4000:]}")
 
     def terminate(self, timeout_s: float = 30.0) -> int:
         """Sends SIGTERM and waits; kills after ``timeout_s``. Returns the exit code."""
@@ -87,7 +94,11 @@ class ServerProcess:
 
 @contextlib.contextmanager
 def server_process(
-    repository: Path, log_dir: Path, args: Sequence[str] = (), env: dict[str, str] | None = None, wait: bool = True
+    repository: Path,
+    log_dir: Path,
+    args: Sequence[str] = (),
+    env: dict[str, str] | None = None,
+    wait_for: Sequence[str] | None = None,
 ) -> Iterator[ServerProcess]:
     """Runs the server on a free 127.0.0.1 port until the block ends, then stops it (always).
 
@@ -96,7 +107,8 @@ def server_process(
         log_dir: Where the server's stdout and stderr go (``server-<port>.log``).
         args: Extra command-line flags.
         env: Extra environment variables.
-        wait: Wait until the overall health is SERVING before entering the block.
+        wait_for: Health services that must be SERVING before the block runs; by default every model
+            folder of the repository; ``()`` enters at once.
     """
     port = free_port()
     log_path = log_dir / f"server-{port}.log"
@@ -107,8 +119,10 @@ def server_process(
         process = subprocess.Popen(command, cwd=ROOT, stdout=log, stderr=subprocess.STDOUT, env=environment)
     handle = ServerProcess(process, port, log_path)
     try:
-        if wait:
-            handle.wait_serving()
+        if wait_for is None:
+            wait_for = sorted(path.name for path in repository.iterdir() if path.is_dir())
+        if wait_for:
+            handle.wait_serving(wait_for)
         yield handle
     finally:
         handle.terminate()
