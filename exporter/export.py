@@ -11,7 +11,6 @@ import dataclasses
 import logging
 from collections.abc import Sequence
 from pathlib import Path
-from typing import Any
 
 from tqdm import tqdm
 
@@ -25,7 +24,7 @@ from exporter.repository import prepare_repository, publish, staging_folder, val
 from exporter.side_files import side_file_arrays, write_side_files
 from exporter.signatures import ARCHITECTURES
 from protos.recsys.v1 import model_config_pb2 as pb
-from trainer.checkpoint import CheckpointError, load_checkpoint
+from trainer.checkpoint import Checkpoint, CheckpointError, load_checkpoint
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -70,7 +69,7 @@ def validate_formats(formats: Sequence[str]) -> tuple[str, ...]:
     return chosen
 
 
-def load_for_export(checkpoint: Path) -> Any:
+def load_for_export(checkpoint: Path) -> Checkpoint:
     """Load a training checkpoint, turning every way it can be unusable into one :class:`ExportInputError`.
 
     Args:
@@ -105,7 +104,7 @@ def _one_line(error: BaseException) -> str:
     return text.splitlines()[0] if text else type(error).__name__
 
 
-def _model_shape(loaded: Any) -> ModelShape:
+def _model_shape(loaded: Checkpoint) -> ModelShape:
     hparams = dict(loaded.hparams)
     num_users, num_items = len(loaded.user_ids), len(loaded.item_ids)
     for key, expected in (("num_users", num_users), ("num_items", num_items)):
@@ -153,7 +152,9 @@ def export_checkpoint(
     return _export_loaded(loaded, repository, name or loaded.architecture, formats, tolerance)
 
 
-def _export_loaded(loaded: Any, repository: Path, name: str, formats: Sequence[str], tolerance: float) -> ExportResult:
+def _export_loaded(
+    loaded: Checkpoint, repository: Path, name: str, formats: Sequence[str], tolerance: float
+) -> ExportResult:
     validate_model_name(name)
     shape = _model_shape(loaded)
     arrays = side_file_arrays(
