@@ -11,7 +11,6 @@ from pathlib import Path
 from exporter.errors import ExportError, ExportInputError
 from exporter.export import ExportResult, export_run
 from exporter.formats import FORMATS, format_label
-from exporter.parity import PARITY_TOLERANCE
 from exporter.signatures import ARCHITECTURES
 from protos.recsys.v1 import model_config_pb2 as pb
 
@@ -28,25 +27,26 @@ def build_parser() -> argparse.ArgumentParser:
         "model in a repository of ONNX and TorchScript artifacts, after proving parity with the eager model.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--run", type=Path, required=True, help="training run folder (recsys-train --out)")
+    parser.add_argument(
+        "--run", type=Path, required=True, metavar="RUN_DIR", help="training run folder (recsys-train --out)"
+    )
     parser.add_argument(
         "--model",
         type=_csv,
-        default=["all"],
+        default="all",
         help=f"models to export, comma-separated, from {', '.join(ARCHITECTURES)}, or all (those present)",
     )
-    parser.add_argument("--repository", type=Path, required=True, help="model repository root (created if missing)")
+    parser.add_argument(
+        "--repository", type=Path, required=True, metavar="REPO", help="model repository root (created if missing)"
+    )
     parser.add_argument(
         "--formats",
         type=_csv,
-        default=list(FORMATS),
+        default=",".join(FORMATS),
         help=f"artifact formats, comma-separated, from {', '.join(FORMATS)}",
     )
     parser.add_argument(
-        "--name", default=None, help="model name in the repository (one model only); default: the model"
-    )
-    parser.add_argument(
-        "--tolerance", type=float, default=PARITY_TOLERANCE, help="largest allowed difference from eager, in stars"
+        "--name", default=None, help="model name in the repository, for a single --model; None: the architecture's name"
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
     return parser
@@ -83,9 +83,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        results = export_run(
-            args.run, args.repository, args.model, name=args.name, formats=args.formats, tolerance=args.tolerance
-        )
+        results = export_run(args.run, args.repository, args.model, name=args.name, formats=args.formats)
     except ExportInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
