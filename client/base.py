@@ -45,7 +45,8 @@ class ClientBase:
 
     @staticmethod
     def _unknown_service(error: grpc.RpcError) -> bool:
-        return isinstance(error, grpc.Call) and error.code() == grpc.StatusCode.NOT_FOUND
+        code = getattr(error, "code", None)  # grpc.Call (sync) and grpc.aio.AioRpcError both have it
+        return callable(code) and code() == grpc.StatusCode.NOT_FOUND
 
 
 HEALTH_UNKNOWN = "SERVICE_UNKNOWN"
