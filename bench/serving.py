@@ -33,7 +33,7 @@ from typing import Any
 import grpc
 from tqdm import tqdm
 
-from bench.serving_setup import ARCHITECTURES, prepare_repository, running_server
+from bench.serving_setup import ARCHITECTURES, ServerProcess, prepare_repository, running_server
 from loadtest.connection import Connection
 from loadtest.plot import plot_sweep
 from loadtest.report import StepReport, format_table, write_json
@@ -141,19 +141,18 @@ def server_flags(config: str, extra: Sequence[str]) -> list[str]:
     return ["--backend", backend, "--max-batch-size", "256" if batching == "on" else "1", *extra]
 
 
-async def run_case(
-    case: Case, target: str, metrics_url: str | None, ids: IdSpace, args: argparse.Namespace
-) -> list[StepReport]:
+async def run_case(case: Case, server: ServerProcess, ids: IdSpace, args: argparse.Namespace) -> list[StepReport]:
     spec = WorkloadSpec(method=case.kind.method, model=case.model, rows_per_request=case.kind.rows, k=10)
     workload = build_workload(spec, ids)
     config = SweepConfig(
-        connection=Connection(target, timeout_s=30),
+        connection=Connection(server.target, timeout_s=30),
         label=case.label,
         concurrency=case.concurrency,
         limits=StepLimits(duration_s=args.duration, samples=0 if case.config == CEILING else 32),  # empty answers
         warmup_s=args.warmup,
         processes=args.processes,
-        metrics_url=metrics_url,
+        metrics_url=server.metrics_url,
+        server_pid=server.process.pid,
         progress=False,
     )
     return await run_sweep(config, workload, ids if case.config != CEILING else None)
@@ -176,7 +175,7 @@ def measure(args: argparse.Namespace, repository: Path, log_dir: Path) -> list[R
             with running_server(log_dir, config.replace("/", "-"), repo, archs, flags) as server:
                 for case in cases:
                     progress.set_postfix_str(case.label)
-                    steps = asyncio.run(run_case(case, server.target, server.metrics_url, ids[case.model], args))
+                    steps = asyncio.run(run_case(case, server, ids[case.model], args))
                     rows += [Row(case, step) for step in steps]
                     progress.update(len(steps))
     add_ceiling_ratios(rows)

@@ -73,6 +73,7 @@ def build_parser() -> argparse.ArgumentParser:
     load.add_argument("--channels", type=int, default=1, help="gRPC connections per generator process")
     out = parser.add_argument_group("reporting and safety")
     out.add_argument("--metrics-url", help="server Prometheus endpoint, e.g. http://127.0.0.1:9090/metrics")
+    out.add_argument("--server-pid", type=int, help="the server's process id here, to report its CPU use per step")
     out.add_argument("--samples", type=int, default=64, help="responses per step checked for sanity")
     out.add_argument("--label", default="", help="name of this configuration in the table (default: the model)")
     out.add_argument("--json", type=Path, help="write the full results as JSON here")
@@ -125,6 +126,7 @@ def config_from_args(args: argparse.Namespace) -> LoadTestConfig:
             warmup_s=args.warmup,
             processes=args.processes,
             metrics_url=args.metrics_url,
+            server_pid=args.server_pid,
             progress=not args.quiet,
         )
     except ValueError as error:

@@ -44,6 +44,7 @@ class StepReport:
         generator_processes: Generator processes that shared the step.
         generator_bound: True when the generator, not the server, likely limited the step.
         server: The server's metrics over the step, when a metrics URL was given.
+        server_cpu: The server process's CPU use in cores, when its process id was given.
         sanity: Check of a sample of the responses.
         notes: Warnings for the reader.
     """
@@ -66,6 +67,7 @@ class StepReport:
     generator_processes: int
     generator_bound: bool
     server: ServerStats | None = None
+    server_cpu: float | None = None
     sanity: SanityReport = field(default_factory=SanityReport)
     notes: list[str] = field(default_factory=list)
 
@@ -80,6 +82,7 @@ def build_step_report(
     rate: float | None = None,
     server: ServerStats | None = None,
     sanity: SanityReport | None = None,
+    server_cpu: float | None = None,
 ) -> StepReport:
     """Turn a step's raw measurements into its report line.
 
@@ -92,6 +95,7 @@ def build_step_report(
         rate: Open loop arrival rate, calls/s.
         server: The server's metrics over the step.
         sanity: The sanity check of sampled responses.
+        server_cpu: The server's CPU use in cores.
 
     Returns:
         The report, with notes when the generator was likely the bottleneck or calls failed.
@@ -134,6 +138,7 @@ def build_step_report(
         generator_processes=outcome.processes,
         generator_bound=bound,
         server=server,
+        server_cpu=server_cpu,
         sanity=sanity if sanity is not None else SanityReport(),
         notes=notes,
     )
@@ -181,6 +186,7 @@ COLUMNS: dict[str, Callable[[StepReport], str]] = {
     "errors": lambda s: ", ".join(f"{c}:{n}" for c, n in s.errors.items()) or "0",
     "batch rows mean / p99": _batch,
     "queue ms mean / p99": _queue,
+    "srv CPU": lambda s: _num(s.server_cpu, 2),
     "gen CPU": lambda s: f"{s.generator_cpu:.2f}" + (" (!)" if s.generator_bound else ""),
     "sanity": lambda s: f"{s.sanity.checked - s.sanity.failed}/{s.sanity.checked}",
 }

@@ -11,6 +11,7 @@ from tqdm import tqdm
 from .connection import Connection
 from .executor import Executor, InProcessExecutor, ProcessExecutor, Step
 from .metrics_scrape import MetricsError, Samples, diff_samples, fetch_metrics, server_stats
+from .proc_cpu import ProcessCpuError, process_cpu_seconds
 from .report import StepReport, build_step_report
 from .runner import StepLimits
 from .sanity import check_responses
@@ -32,6 +33,7 @@ class SweepConfig:
         warmup_s: Unmeasured load before each step, in seconds (connections, caches, JIT, batch queues).
         processes: Generator processes (1: in this process).
         metrics_url: The server's Prometheus endpoint, to report batch sizes and queue time.
+        server_pid: The server's process id on this machine, to report its CPU use.
         progress: Show a tqdm bar over the steps.
     """
 
@@ -43,6 +45,7 @@ class SweepConfig:
     warmup_s: float = 1.0
     processes: int = 1
     metrics_url: str | None = None
+    server_pid: int | None = None
     progress: bool = True
 
     def __post_init__(self) -> None:
@@ -61,11 +64,13 @@ class SweepConfig:
 
 
 class _Scraper:
-    """Reads the metrics endpoint around a step; warns once and carries on if it is unreachable."""
+    """Reads the server's metrics and CPU time around a step; warns once and carries on without them."""
 
-    def __init__(self, url: str | None) -> None:
+    def __init__(self, url: str | None, pid: int | None) -> None:
         self.url = url
+        self.pid = pid
         self.before: Samples | None = None
+        self.cpu_before: float | None = None
 
     async def read(self) -> Samples | None:
         if self.url is None:
@@ -77,8 +82,26 @@ class _Scraper:
             self.url = None
             return None
 
+    def cpu(self) -> float | None:
+        if self.pid is None:
+            return None
+        try:
+            return process_cpu_seconds(self.pid)
+        except ProcessCpuError as error:
+            _LOGGER.warning("%s; reporting without server CPU", error)
+            self.pid = None
+            return None
+
     async def mark(self) -> None:
         self.before = await self.read()
+        self.cpu_before = self.cpu()
+
+    def server_cpu(self, wall_s: float) -> float | None:
+        """Server CPU use since :meth:`mark`, in cores."""
+        now = self.cpu()
+        if now is None or self.cpu_before is None or wall_s <= 0:
+            return None
+        return (now - self.cpu_before) / wall_s
 
 
 def make_executor(config: SweepConfig, workload: Workload) -> Executor:
@@ -101,12 +124,13 @@ async def run_sweep(config: SweepConfig, workload: Workload, ids: IdSpace | None
     """
     spec = workload.spec
     label = config.label or spec.model
-    scraper = _Scraper(config.metrics_url)
+    scraper = _Scraper(config.metrics_url, config.server_pid)
     executor = make_executor(config, workload)
     reports = []
     try:
         for step in tqdm(config.steps(), desc=f"load {label}", unit="step", disable=not config.progress):
             outcome = await executor.run(step, config.limits, config.warmup_s, scraper.mark)
+            server_cpu = scraper.server_cpu(outcome.wall_s)
             after = await scraper.read()
             stats = None
             if after is not None and scraper.before is not None:
@@ -121,6 +145,7 @@ async def run_sweep(config: SweepConfig, workload: Workload, ids: IdSpace | None
                     rate=step.rate,
                     server=stats,
                     sanity=check_responses(workload, outcome.samples, ids),
+                    server_cpu=server_cpu,
                 )
             )
     finally:

@@ -1,3 +1,6 @@
+import dataclasses
+import os
+
 import numpy as np
 import pytest
 
@@ -119,3 +122,14 @@ def test_merge_outcomes_sums_counts_and_keeps_the_busiest_process():
     assert merged.codes == {"OK": 3, "UNAVAILABLE": 2}
     assert sorted(merged.latencies_s) == [0.1, 0.2, 0.3]
     assert (merged.wall_s, merged.cpu_s, merged.max_process_cpu, merged.processes) == (1.2, 1.4, 0.75, 2)
+
+
+async def test_server_cpu_is_reported_when_its_pid_is_given(fake_server):
+    server = fake_server()
+    ids = fake_ids()
+    workload = build_workload(WorkloadSpec(method="predict", model="fake"), ids)
+    config = sweep_config(server, requests=200)
+    [without] = await run_sweep(config, workload, ids)
+    [with_pid] = await run_sweep(dataclasses.replace(config, server_pid=os.getpid()), workload, ids)
+    assert without.server_cpu is None
+    assert with_pid.server_cpu is not None and with_pid.server_cpu > 0  # the fake server runs in this process
