@@ -25,9 +25,13 @@ def pki(tmp_path_factory: pytest.TempPathFactory) -> Pki:
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    """Reports how many adversarial inputs the fuzz tests sent, and what came back."""
+    """Reports how many adversarial inputs the fuzz tests sent, what came back, and the load figures."""
     lines = tally.summary_lines()
     if lines:
         terminalreporter.section("reliability fuzz inputs")
         for line in lines:
+            terminalreporter.write_line(line)
+    if tally.MEASURED:
+        terminalreporter.section("reliability measurements")
+        for line in tally.MEASURED:
             terminalreporter.write_line(line)

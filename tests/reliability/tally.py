@@ -22,3 +22,12 @@ def summary_lines() -> list[str]:
         detail = ", ".join(f"{code} {n}" for code, n in sorted(codes.items()))
         lines.append(f"{what}: {sum(codes.values())} inputs tried ({detail})")
     return lines
+
+
+MEASURED: list[str] = []
+"""Figures measured by the load tests, one line each."""
+
+
+def measure(line: str) -> None:
+    """Keeps one line of measured figures for the end-of-run summary."""
+    MEASURED.append(line)
