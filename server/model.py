@@ -210,34 +210,38 @@ class ServedModel:
             InvalidInput: empty or ambiguous request, k out of range, too many rows, unknown ids,
                 bad histories, or histories sent to a model that does not read them.
         """
-        rows = self._check_query(query)
+        self._check_query(query)
         candidates = np.unique(self.catalog.items(query.candidates, "candidate item")) if query.candidates else None
         if query.history_items:
             return await self._recommend_histories(query, candidates)
         users, known = self.catalog.split_known_users(query.user_ids)
         if self.sequential:
             known &= self.catalog.history_counts(np.maximum(users, 0)) > 0
-        if not known.all() and not query.allow_popularity_fallback:
+        if known.all():
+            return await self._recommend_users(query, query.user_ids, users, candidates)
+        if not query.allow_popularity_fallback:
             self._reject_unknown(query.user_ids, users, known)
-        ranked: list[Ranked | None] = [None] * rows
-        if known.any():
-            known_rows = np.flatnonzero(known)
-            scores = await self._recommend_scores(users[known_rows])
-            if query.exclude_seen:
-                ranking.mask_pairs(scores, *self.catalog.seen_pairs(users[known_rows]))
-            for row, (items, item_scores) in zip(
-                known_rows.tolist(), ranking.top_k(scores, query.k, candidates), strict=True
-            ):
-                ranked[row] = Ranked(query.user_ids[row], items, item_scores)
-        if not known.all():
-            items, item_scores = ranking.popular(
-                self.catalog.popularity_order, self.catalog.popularity, query.k, candidates
-            )
-            for row in np.flatnonzero(~known).tolist():
-                ranked[row] = Ranked(query.user_ids[row], items, item_scores, fallback=True)
-        return ranked  # type: ignore[return-value] - every row was filled above
+        catalog = self.catalog
+        items, item_scores = ranking.popular(catalog.popularity_order, catalog.popularity, query.k, candidates)
+        ranked = [Ranked(user_id, items, item_scores, fallback=True) for user_id in query.user_ids]
+        known_rows = np.flatnonzero(known).tolist()
+        if known_rows:
+            known_ids = [query.user_ids[row] for row in known_rows]
+            results = await self._recommend_users(query, known_ids, users[known_rows], candidates)
+            for row, result in zip(known_rows, results, strict=True):
+                ranked[row] = result
+        return ranked
 
-    def _check_query(self, query: RecommendQuery) -> int:
+    async def _recommend_users(
+        self, query: RecommendQuery, user_ids: Sequence[str], users: np.ndarray, candidates: np.ndarray | None
+    ) -> list[Ranked]:
+        scores = await self._recommend_scores(users)
+        if query.exclude_seen:
+            ranking.mask_pairs(scores, *self.catalog.seen_pairs(users))
+        top = ranking.top_k(scores, query.k, candidates)
+        return [Ranked(user_id, items, values) for user_id, (items, values) in zip(user_ids, top, strict=True)]
+
+    def _check_query(self, query: RecommendQuery) -> None:
         if query.user_ids and query.history_items:
             raise InvalidInput("set either user_ids or histories, not both")
         rows = len(query.user_ids) or len(query.history_items)
@@ -251,7 +255,6 @@ class ServedModel:
                 f"histories are only read by LSTM models; model {self.label} is "
                 f"{mc.Architecture.Name(self.config.architecture)}: send user_ids"
             )
-        return rows
 
     def _reject_unknown(self, ids: Sequence[str], users: np.ndarray, known: np.ndarray) -> None:
         unknown_rows = np.flatnonzero(users < 0)

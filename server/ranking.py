@@ -28,18 +28,35 @@ def top_k(scores: np.ndarray, k: int, columns: np.ndarray | None = None) -> list
         scores = scores[:, columns]
     width = scores.shape[1]
     k = min(k, width)
+    if len(scores) == 1:
+        items, best = _top_k_row(scores[0], k)
+        return [(columns[items] if columns is not None else items, best)]
     if k < width:
-        best = np.argpartition(-scores, k - 1, axis=1)[:, :k]
+        best = np.argpartition(scores, width - k, axis=1)[:, width - k :]
     else:
         best = np.broadcast_to(np.arange(width), scores.shape)
-    best_scores = np.take_along_axis(scores, best, axis=1)
-    order = np.argsort(-best_scores, axis=1, kind="stable")
-    best = np.take_along_axis(best, order, axis=1)
-    best_scores = np.take_along_axis(best_scores, order, axis=1)
+    rows = np.arange(len(scores))[:, None]
+    best_scores = scores[rows, best]
+    order = np.argsort(best_scores, axis=1, kind="stable")[:, ::-1]
+    best = best[rows, order]
+    best_scores = best_scores[rows, order]
     if columns is not None:
         best = columns[best]
-    valid = np.isfinite(best_scores).sum(axis=1)
-    return [(best[row, :n], best_scores[row, :n]) for row, n in enumerate(valid.tolist())]
+    valid = np.isfinite(best_scores).sum(axis=1).tolist()
+    return [(best[row, :n], best_scores[row, :n]) for row, n in enumerate(valid)]
+
+
+def _top_k_row(row: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`top_k` for one row, with fewer NumPy calls (one user per call is the common case)."""
+    width = len(row)
+    best = np.argpartition(row, width - k)[width - k :] if k < width else np.arange(width)
+    values = row[best]
+    order = np.argsort(values, kind="stable")[::-1]
+    best, values = best[order], values[order]
+    if values[-1] == -np.inf:
+        valid = int(np.count_nonzero(np.isfinite(values)))
+        best, values = best[:valid], values[:valid]
+    return best, values
 
 
 def popular(

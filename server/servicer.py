@@ -111,10 +111,13 @@ class RecommenderService(service_pb2_grpc.RecommenderServiceServicer):
             ranked = await model.recommend(query)
         finally:
             self._registry.release(model)
-        item_ids = model.catalog.item_ids
+        item_ids = model.catalog.item_id_list
         results = [
             pb.RecommendResult(
-                user_id=r.user_id, item_ids=item_ids[r.items].tolist(), scores=r.scores.tolist(), fallback=r.fallback
+                user_id=r.user_id,
+                item_ids=[item_ids[i] for i in r.items.tolist()],
+                scores=r.scores.tolist(),
+                fallback=r.fallback,
             )
             for r in ranked
         ]
