@@ -4,14 +4,15 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable
+from typing import Unpack
 
 import grpc
 from grpc_health.v1 import health_pb2_grpc
 
 from client import requests, results
 from client.base import HEALTH_UNKNOWN, ClientBase, HealthCheckRequest
-from client.channel import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TARGET
+from client.requests import RecommendOptions
 from protos.recsys.v1 import service_pb2, service_pb2_grpc
 
 
@@ -20,41 +21,15 @@ class AsyncRecsysClient(ClientBase):
 
     Create it inside a running event loop (``grpc.aio`` channels belong to one loop).
 
-    Args:
-        target: ``host:port`` of the server.
-        credentials: TLS channel credentials; None for a plain-text channel.
-        token: Bearer token sent as ``authorization`` metadata with every call.
-        timeout: Default deadline of every call, in seconds; None waits forever.
-        max_message_bytes: Largest message sent or received.
-        options: Extra gRPC channel options.
-
-    Attributes:
-        channel: The ``grpc.aio`` channel.
-        stub: The generated stub, for callers that build their own messages.
+    Takes the arguments of :class:`client.base.ClientBase` (target, credentials, token, timeout,
+    max_message_bytes, options) and offers its ``channel`` and ``stub``.
     """
 
-    def __init__(
-        self,
-        target: str = DEFAULT_TARGET,
-        *,
-        credentials: grpc.ChannelCredentials | None = None,
-        token: str | None = None,
-        timeout: float | None = None,
-        max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
-        options: Sequence[tuple[str, int | str]] = (),
-    ) -> None:
-        super().__init__(
-            target,
-            credentials=credentials,
-            token=token,
-            timeout=timeout,
-            max_message_bytes=max_message_bytes,
-            options=options,
-        )
-        if credentials is None:
-            self.channel = grpc.aio.insecure_channel(target, options=self._options)
+    def _connect(self) -> None:
+        if self._credentials is None:
+            self.channel = grpc.aio.insecure_channel(self.target, options=self._options)
         else:
-            self.channel = grpc.aio.secure_channel(target, credentials, options=self._options)
+            self.channel = grpc.aio.secure_channel(self.target, self._credentials, options=self._options)
         self.stub = service_pb2_grpc.RecommenderServiceStub(self.channel)
         self._health = health_pb2_grpc.HealthStub(self.channel)
 
@@ -82,25 +57,15 @@ class AsyncRecsysClient(ClientBase):
         model: str,
         user_ids: Iterable[str] = (),
         *,
-        k: int = 10,
-        exclude_seen: bool = True,
-        candidates: Iterable[str] = (),
-        histories: Sequence[tuple[Sequence[str], Sequence[float]]] = (),
-        allow_popularity_fallback: bool = False,
-        version: int = 0,
         timeout: float | None = None,
+        **options: Unpack[RecommendOptions],
     ) -> results.Recommendations:
-        """The top ``k`` items for each user, or for each ``(item_ids, ratings)`` history (LSTM)."""
-        request = requests.recommend_request(
-            model,
-            user_ids,
-            k=k,
-            exclude_seen=exclude_seen,
-            candidates=candidates,
-            histories=histories,
-            allow_popularity_fallback=allow_popularity_fallback,
-            version=version,
-        )
+        """The top ``k`` items for each user, or for each ``(item_ids, ratings)`` history (LSTM).
+
+        ``options`` are those of :class:`client.requests.RecommendOptions`: ``k=10``, ``exclude_seen=True``,
+        ``candidates=()``, ``histories=()``, ``allow_popularity_fallback=False``, ``version=0``.
+        """
+        request = requests.recommend_request(model, user_ids, **options)
         return results.recommendations(await self.recommend_message(request, timeout=timeout))
 
     async def recommend_message(

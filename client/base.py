@@ -7,17 +7,33 @@ from collections.abc import Sequence
 import grpc
 from grpc_health.v1 import health_pb2
 
-from client.channel import DEFAULT_MAX_MESSAGE_BYTES, call_metadata, channel_options
+from client.channel import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TARGET, call_metadata, channel_options
 
 _HealthResponse = health_pb2.HealthCheckResponse
 
 
 class ClientBase:
-    """Settings of a client; see :class:`client.RecsysClient` for the arguments."""
+    """Settings and channel of a client.
+
+    Args:
+        target: ``host:port`` of the server.
+        credentials: TLS channel credentials; None for a plain-text channel.
+        token: Bearer token sent as ``authorization`` metadata with every call.
+        timeout: Default deadline of every call, in seconds; None waits forever.
+        max_message_bytes: Largest message sent or received.
+        options: Extra gRPC channel options.
+
+    Attributes:
+        channel: The gRPC channel.
+        stub: The generated ``RecommenderServiceStub``, for callers that build their own messages.
+
+    Raises:
+        ValueError: an empty or blank token, or a non-positive message limit.
+    """
 
     def __init__(
         self,
-        target: str,
+        target: str = DEFAULT_TARGET,
         *,
         credentials: grpc.ChannelCredentials | None = None,
         token: str | None = None,
@@ -30,6 +46,11 @@ class ClientBase:
         self._metadata = call_metadata(token)
         self._timeout = timeout
         self._options = channel_options(max_message_bytes, options)
+        self._connect()
+
+    def _connect(self) -> None:
+        """Opens ``self.channel`` and the stubs (sync or asyncio)."""
+        raise NotImplementedError
 
     @property
     def metadata(self) -> tuple[tuple[str, str], ...] | None:

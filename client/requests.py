@@ -7,8 +7,29 @@ and pass the message to ``RecsysClient.predict_message`` / ``recommend_message``
 from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
+from typing import TypedDict, Unpack
 
 from protos.recsys.v1 import service_pb2
+
+
+class RecommendOptions(TypedDict, total=False):
+    """Keyword options of a Recommend call (see ``RecommendRequest`` in service.proto).
+
+    Attributes:
+        k: Items per user, 1 <= k <= catalogue size (default 10).
+        exclude_seen: Leave out the items the user rated in training (default True).
+        candidates: Raw item ids to rank instead of the whole catalogue.
+        histories: ``(item_ids, ratings)`` pairs, oldest first, instead of user ids (LSTM only).
+        allow_popularity_fallback: Answer unknown users with popular items (flagged) instead of failing.
+        version: Model version; 0 (default) for the newest ready one.
+    """
+
+    k: int
+    exclude_seen: bool
+    candidates: Iterable[str]
+    histories: Sequence[tuple[Sequence[str], Sequence[float]]]
+    allow_popularity_fallback: bool
+    version: int
 
 
 def predict_request(
@@ -21,25 +42,17 @@ def predict_request(
 
 
 def recommend_request(
-    model: str,
-    user_ids: Iterable[str] = (),
-    *,
-    k: int = 10,
-    exclude_seen: bool = True,
-    candidates: Iterable[str] = (),
-    histories: Sequence[tuple[Sequence[str], Sequence[float]]] = (),
-    allow_popularity_fallback: bool = False,
-    version: int = 0,
+    model: str, user_ids: Iterable[str] = (), **options: Unpack[RecommendOptions]
 ) -> service_pb2.RecommendRequest:
-    """A ``RecommendRequest``; ``histories`` are ``(item_ids, ratings)`` pairs, oldest first."""
+    """A ``RecommendRequest`` for ``user_ids`` (or ``options["histories"]``); see :class:`RecommendOptions`."""
     return service_pb2.RecommendRequest(
-        model=service_pb2.ModelSpec(name=model, version=version),
+        model=service_pb2.ModelSpec(name=model, version=options.get("version", 0)),
         user_ids=user_ids,
-        histories=[service_pb2.History(item_ids=items, ratings=ratings) for items, ratings in histories],
-        k=k,
-        exclude_seen=exclude_seen,
-        candidate_item_ids=candidates,
-        allow_popularity_fallback=allow_popularity_fallback,
+        histories=[service_pb2.History(item_ids=i, ratings=r) for i, r in options.get("histories", ())],
+        k=options.get("k", 10),
+        exclude_seen=options.get("exclude_seen", True),
+        candidate_item_ids=options.get("candidates", ()),
+        allow_popularity_fallback=options.get("allow_popularity_fallback", False),
     )
 
 
