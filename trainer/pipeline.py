@@ -8,6 +8,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+import torch
+
 from trainer.data.interactions import Interactions
 from trainer.data.splits import Split, validation_split
 from trainer.defaults import MODEL_DEFAULTS, TRAIN_DEFAULTS
@@ -88,6 +90,7 @@ def train_and_evaluate(
     config = dataclasses.replace(config, progress=progress and config.progress)
     fit_data, valid = validation_split(split.train, val_fraction, seed, temporal=split.name == "temporal")
     started = time.perf_counter()
+    torch.manual_seed(seed)  # the initialisation, so a run is reproducible from its seed
     # The mean of the whole training side, as the checkpoint's histories hold it.
     model = build_for(architecture, fit_data, {"global_mean": split.train.global_mean(), **(overrides or {})})
     result = fit(model, fit_data, valid, config)

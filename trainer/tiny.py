@@ -5,16 +5,23 @@ from __future__ import annotations
 import dataclasses
 from pathlib import Path
 
+import torch
+
 from trainer.checkpoint import save_checkpoint
 from trainer.data.splits import random_split
 from trainer.data.synthetic import SyntheticConfig, synthetic_interactions
 from trainer.defaults import TRAIN_DEFAULTS
 from trainer.models import ARCHITECTURES
+from trainer.models._base import HParam
 from trainer.pipeline import train_and_evaluate
 
 TINY_DATA = SyntheticConfig(num_users=200, num_items=150, mean_ratings_per_user=30, min_ratings_per_user=5)
-TINY_MODEL = {"dim": 16}
-TINY_LSTM = {"dim": 16, "hidden_dim": 32, "max_history_length": 50}
+TINY_MODELS: dict[str, dict[str, HParam]] = {
+    "mf": {"dim": 16},
+    "dense": {"dim": 16, "hidden_dim": 32},
+    "lstm": {"dim": 16, "hidden_dim": 32, "max_history_length": 50},
+    "gcn": {"hidden_dim": 50, "dim": 16},
+}
 
 
 def train_tiny_checkpoint(architecture: str, out_dir: Path, seed: int = 0) -> Path:
@@ -46,15 +53,14 @@ def train_tiny_checkpoint(architecture: str, out_dir: Path, seed: int = 0) -> Pa
         seed=seed,
         progress=False,
     )
-    trained = train_and_evaluate(
-        architecture,
-        split,
-        overrides=TINY_LSTM if architecture == "lstm" else TINY_MODEL,
-        config=config,
-        val_fraction=0.1,
-        seed=seed,
-        progress=False,
-    )
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # tiny models: extra threads only add overhead, and test machines are shared
+    try:
+        trained = train_and_evaluate(
+            architecture, split, overrides=TINY_MODELS[architecture], config=config, val_fraction=0.1, seed=seed
+        )
+    finally:
+        torch.set_num_threads(threads)
     return save_checkpoint(
         Path(out_dir) / architecture / "checkpoint.pt",
         trained.model,

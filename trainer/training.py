@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -34,6 +36,8 @@ class TrainConfig:
         patience: epochs without a better validation RMSE before stopping; the best epoch's weights are kept.
         lr_decay: multiply the learning rate by this after every epoch (1 = constant).
         target_fraction: LSTM only: share of each history held out as targets per epoch.
+        ema_decay: if set, validate and keep an exponential moving average of the weights (Polyak
+            averaging, as GC-MC does) instead of the raw weights; smooths the noise of heavy dropout.
         max_seconds: stop after this much wall time (None = no limit); the best weights so far are kept.
         seed: seeds the initialisation, the shuffling and dropout.
         progress: show a tqdm bar with loss and validation RMSE.
@@ -48,6 +52,7 @@ class TrainConfig:
     patience: int = 3
     lr_decay: float = 1.0
     target_fraction: float = 0.2
+    ema_decay: float | None = None
     max_seconds: float | None = None
     seed: int = 0
     progress: bool = True
@@ -56,6 +61,8 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ValueError("epochs, batch_size and patience must be positive")
+        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
+            raise ValueError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
         if self.learning_rate <= 0 or self.weight_decay < 0 or self.l2 < 0 or not 0 < self.lr_decay <= 1:
             raise ValueError("need learning_rate > 0, weight_decay >= 0, l2 >= 0 and 0 < lr_decay <= 1")
 
@@ -106,6 +113,7 @@ def fit(model: RatingModel, train: Interactions, valid: Interactions, config: Tr
     rng = np.random.default_rng(config.seed)
     batches = _batches(model, train, config)
     optimizer = _optimizer(model, config)
+    average = ParameterAverage(model, config.ema_decay) if config.ema_decay else None
     histories = train.histories()
     best_state, best_rmse, best_epoch = copy.deepcopy(model.state_dict()), math.inf, 0
     result = FitResult(0, math.inf, 0, 0.0)
@@ -120,15 +128,16 @@ def fit(model: RatingModel, train: Interactions, valid: Interactions, config: Tr
     )
     try:
         for epoch in range(1, config.epochs + 1):
-            loss = _train_epoch(model, batches, optimizer, config, rng)
+            loss = _train_epoch(model, batches, optimizer, config, rng, average)
             model.eval()
-            val_pred = predict_pairs(model, valid.users, valid.items, histories)
-            val_rmse = rating_errors(val_pred, valid.ratings, valid.rating_scale)["rmse"]
+            with average.applied(model) if average else contextlib.nullcontext():
+                val_pred = predict_pairs(model, valid.users, valid.items, histories)
+                val_rmse = rating_errors(val_pred, valid.ratings, valid.rating_scale)["rmse"]
+                if val_rmse < best_rmse:
+                    best_state, best_rmse, best_epoch = copy.deepcopy(model.state_dict()), val_rmse, epoch
             result.losses.append(loss)
             result.val_rmses.append(val_rmse)
             result.epochs_run = epoch
-            if val_rmse < best_rmse:
-                best_state, best_rmse, best_epoch = copy.deepcopy(model.state_dict()), val_rmse, epoch
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", val_rmse=f"{val_rmse:.4f}", best=f"{best_rmse:.4f}@{best_epoch}")
             _LOGGER.debug("%s epoch %d loss %.4f val_rmse %.4f", model.architecture, epoch, loss, val_rmse)
@@ -154,6 +163,39 @@ def fit(model: RatingModel, train: Interactions, valid: Interactions, config: Tr
         result.seconds,
     )
     return result
+
+
+class ParameterAverage:
+    """Exponential moving average of a model's parameters (Polyak averaging).
+
+    Args:
+        model: the model being trained.
+        decay: weight of the old average per step (e.g. 0.995).
+    """
+
+    def __init__(self, model: torch.nn.Module, decay: float) -> None:
+        self.decay = decay
+        self.shadow = {name: param.detach().clone() for name, param in model.named_parameters()}
+
+    @torch.no_grad()
+    def update(self, model: torch.nn.Module) -> None:
+        """Move the average toward the current parameters."""
+        for name, param in model.named_parameters():
+            self.shadow[name].lerp_(param.detach(), 1.0 - self.decay)
+
+    @contextlib.contextmanager
+    def applied(self, model: torch.nn.Module) -> Iterator[None]:
+        """Temporarily load the averaged parameters into ``model``; the raw ones come back on exit."""
+        saved = {name: param.detach().clone() for name, param in model.named_parameters()}
+        with torch.no_grad():
+            for name, param in model.named_parameters():
+                param.copy_(self.shadow[name])
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                for name, param in model.named_parameters():
+                    param.copy_(saved[name])
 
 
 def _batches(model: RatingModel, train: Interactions, config: TrainConfig) -> PairBatches | HistoryBatches:
@@ -184,20 +226,26 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
     rng: np.random.Generator,
+    average: ParameterAverage | None,
 ) -> float:
     model.train()
     total, count = 0.0, 0
     for inputs, target in batches.epoch(rng):
-        prediction = model(*inputs)
-        mse = torch.nn.functional.mse_loss(prediction, target)
-        loss = mse + config.l2 * model.penalty(*inputs) if config.l2 else mse
+        if hasattr(model, "training_loss"):
+            loss, mse = model.training_loss(inputs, target)
+        else:
+            loss = mse = torch.nn.functional.mse_loss(model(*inputs), target)
+        if config.l2:
+            loss = loss + config.l2 * model.penalty(*inputs)
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"degenerate loss {float(loss)} training {model.architecture}; lower the learning rate"
+                f"degenerate loss {float(loss.detach())} training {model.architecture}; lower the learning rate"
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+        if average is not None:
+            average.update(model)
         total += float(mse.detach()) * len(target)
         count += len(target)
     return total / max(count, 1)

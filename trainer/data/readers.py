@@ -123,7 +123,7 @@ def _parse(path: Path, delimiter: str, header: bool | None) -> _Rows:
             blank += 1
             continue
         fields = [f.strip() for f in line.split(delimiter)]
-        if width is None and (header or (header is None and len(fields) >= 3 and not _is_number(fields[2]))):
+        if width is None and (header or (header is None and len(fields) in (3, 4) and not _is_number(fields[2]))):
             width, header = len(fields), False
             continue
         user, item, rating, stamp = _parse_row(path, number, line, fields, delimiter, width)

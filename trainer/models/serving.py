@@ -107,3 +107,58 @@ class DenseServing(nn.Module):
         hidden = torch.relu(self.user_proj[user].unsqueeze(1) + self.item_proj.unsqueeze(0))
         mlp = self.tail(hidden).squeeze(-1)
         return mlp + self.global_mean + self.user_bias[user].unsqueeze(1) + self.item_bias.unsqueeze(0)
+
+
+class BilinearLevelServing(nn.Module):
+    """Frozen GC-MC decoder: a softmax over rating levels from bilinear forms, read out as the expected rating.
+
+    ``p(r | u, i) = softmax_r(sum_b a_rb u^T P_b v + c_r)`` and the rating is ``sum_r p(r) * value_r``
+    (Berg et al., 2017): the level matrices ``Q_r = sum_b a_rb P_b`` share ``num_basis`` matrices.
+
+    Args:
+        user_embeddings: float32 [num_users, dim], the propagated user vectors.
+        item_embeddings: float32 [num_items, dim], the propagated item vectors.
+        basis: float32 [num_basis, dim, dim], ``P_b``.
+        basis_weights: float32 [levels, num_basis], ``a_rb``.
+        level_bias: float32 [levels], ``c_r``.
+        level_values: float32 [levels], the rating each level stands for, in stars.
+        rating_min: lowest rating in stars.
+        rating_max: highest rating in stars.
+    """
+
+    def __init__(
+        self,
+        user_embeddings: torch.Tensor,
+        item_embeddings: torch.Tensor,
+        basis: torch.Tensor,
+        basis_weights: torch.Tensor,
+        level_bias: torch.Tensor,
+        level_values: torch.Tensor,
+        rating_min: float,
+        rating_max: float,
+    ) -> None:
+        super().__init__()
+        self.register_buffer("user_embeddings", user_embeddings.detach().clone().float())
+        self.register_buffer("item_embeddings", item_embeddings.detach().clone().float())
+        self.register_buffer("basis", basis.detach().clone().float())
+        self.register_buffer("basis_weights", basis_weights.detach().clone().float())
+        self.register_buffer("level_bias", level_bias.detach().clone().float())
+        self.register_buffer("level_values", level_values.detach().clone().float())
+        self.rating_min = float(rating_min)
+        self.rating_max = float(rating_max)
+
+    def forward(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        """Predicted rating in stars, clipped to the scale: int64 [B], int64 [B] -> float32 [B]."""
+        projected = torch.einsum("bd,nde->bne", self.user_embeddings[user], self.basis)
+        forms = (projected * self.item_embeddings[item].unsqueeze(1)).sum(dim=-1)
+        logits = torch.matmul(forms, self.basis_weights.t()) + self.level_bias
+        raw = (torch.softmax(logits, dim=-1) * self.level_values).sum(dim=-1)
+        return raw.clamp(self.rating_min, self.rating_max)
+
+    @torch.jit.export
+    def recommend(self, user: torch.Tensor) -> torch.Tensor:
+        """Expected rating of every item (unclipped): int64 [B] -> float32 [B, num_items]."""
+        projected = torch.einsum("bd,nde->bne", self.user_embeddings[user], self.basis)
+        forms = torch.matmul(projected, self.item_embeddings.t())
+        logits = torch.einsum("bni,rn->bri", forms, self.basis_weights) + self.level_bias.view(1, -1, 1)
+        return (torch.softmax(logits, dim=1) * self.level_values.view(1, -1, 1)).sum(dim=1)

@@ -1,0 +1,79 @@
+"""``recsys-train`` end to end on a small file: exit status, table, report.json and checkpoints."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from trainer import load_checkpoint
+from trainer.cli import build_parser, main
+from trainer.data.synthetic import synthetic_interactions
+from trainer.tiny import TINY_DATA
+
+
+@pytest.fixture(scope="module")
+def ratings_csv(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    data = synthetic_interactions(TINY_DATA)
+    path = tmp_path_factory.mktemp("data") / "ratings.csv"
+    rows = [
+        f"{data.user_ids[u]},{data.item_ids[i]},{int(r)},{t}"
+        for u, i, r, t in zip(data.users, data.items, data.ratings, data.timestamps, strict=True)
+    ]
+    path.write_text("user,item,rating,timestamp\n" + "\n".join(rows) + "\n", encoding="utf-8")
+    return path
+
+
+def test_trains_prints_and_writes(ratings_csv: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "run"
+    status = main(
+        [
+            "--model",
+            "mf",
+            "--data",
+            str(ratings_csv),
+            "--split",
+            "temporal",
+            "--test-per-user",
+            "3",
+            "--out",
+            str(out),
+            "--report",
+            str(tmp_path / "report.json"),
+            "--epochs",
+            "3",
+            "--no-progress",
+            "--log-level",
+            "WARNING",
+        ]
+    )
+    assert status == 0
+    printed = capsys.readouterr().out
+    assert "| mf |" in printed and "| baseline: global_mean |" in printed and "| baseline: popularity |" in printed
+    report = json.loads((tmp_path / "report.json").read_text())
+    assert set(report["models"]) == {"mf"} and set(report["baselines"]) == {"global_mean", "popularity"}
+    assert set(report["models"]["mf"]) == {"rmse", "mae", "rmse_01", "recall@10", "ndcg@10", "train_seconds"}
+    assert report["data"]["split"] == "temporal"
+    checkpoint = load_checkpoint(out / "mf" / "checkpoint.pt")
+    assert checkpoint.metrics["rmse"] == pytest.approx(report["models"]["mf"]["rmse"])
+    assert checkpoint.user_ids[0] == "u0" or checkpoint.user_ids[0].startswith("u")
+    # temporal split: the stored histories end before each user's held-out ratings
+    assert len(checkpoint.history_items) == np.sum(np.diff(checkpoint.history_offsets))
+
+
+def test_bad_input_exits_2_with_the_reason(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text("a,b,1\na,c,x\n", encoding="utf-8")
+    assert main(["--data", str(bad), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "bad.csv:2: rating 'x' is not a number" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+def test_every_flag_has_help() -> None:
+    parser = build_parser()
+    for action in parser._actions:
+        assert action.help, action.dest
+    args = parser.parse_args([])
+    assert (args.model, args.data, args.split) == ("all", "synthetic", "random")
