@@ -186,6 +186,7 @@ COLUMNS: dict[str, Callable[[StepReport], str]] = {
     "errors": lambda s: ", ".join(f"{c}:{n}" for c, n in s.errors.items()) or "0",
     "batch rows mean / p99": _batch,
     "queue ms mean / p99": _queue,
+    "infer ms": lambda s: _num(s.server.inference_ms_mean, 2) if s.server else "-",
     "srv CPU": lambda s: _num(s.server_cpu, 2),
     "gen CPU": lambda s: f"{s.generator_cpu:.2f}" + (" (!)" if s.generator_bound else ""),
     "sanity": lambda s: f"{s.sanity.checked - s.sanity.failed}/{s.sanity.checked}",
