@@ -70,11 +70,27 @@ class Case:
 
 @dataclass
 class Row:
-    """A measured step of a case."""
+    """A measured step of a case.
+
+    Attributes:
+        case: What was measured.
+        step: The measurements.
+        ceiling_ratio: calls/s over the ceiling's at the same request shape and concurrency.
+        cpu_ratio: The same ratio per server CPU-second: calls per CPU-second of the server over those of the
+            ceiling server. On a shared machine the other processes take cores away from the server at random;
+            the work done per CPU-second does not depend on it, so this ratio is the stable one.
+    """
 
     case: Case
     step: StepReport
     ceiling_ratio: float | None = None
+    cpu_ratio: float | None = None
+
+    @property
+    def calls_per_cpu_s(self) -> float | None:
+        """Successful calls per CPU-second of the server."""
+        cpu = self.step.server_cpu
+        return self.step.calls_per_s / cpu if cpu else None
 
 
 def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
@@ -85,6 +101,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     )
     parser.add_argument("--repository", type=Path, help="exported model repository to serve (else train models)")
     parser.add_argument("--data", default="tiny", help="without --repository: tiny, synthetic or a MovieLens folder")
+    parser.add_argument("--epochs", type=int, default=1, help="training epochs of synthetic/MovieLens models")
+    parser.add_argument("--keep-repository", type=Path, help="export the trained models here (reuse: --repository)")
     parser.add_argument("--archs", default=",".join(ARCHITECTURES), help="architectures (model names) to serve")
     parser.add_argument("--backends", default="onnx,torchscript", help="server backends to compare")
     parser.add_argument("--batching", default="on,off", help="dynamic batching settings to compare")
@@ -182,16 +200,26 @@ def measure(args: argparse.Namespace, repository: Path, log_dir: Path) -> list[R
     return rows
 
 
+def _mean(values: list[float]) -> float:
+    return sum(values) / len(values) if values else 0.0
+
+
 def add_ceiling_ratios(rows: list[Row]) -> None:
-    """Each step's calls/s over the ceiling's at the same request shape and concurrency (mean of its two runs)."""
-    runs: dict[tuple[Kind, int | None], list[float]] = {}
+    """Ratios to the ceiling at the same request shape and concurrency (mean of the ceiling's two runs)."""
+    speed: dict[tuple[Kind, int | None], list[float]] = {}
+    efficiency: dict[tuple[Kind, int | None], list[float]] = {}
     for row in rows:
         if row.case.config == CEILING:
-            runs.setdefault((row.case.kind, row.step.concurrency), []).append(row.step.calls_per_s)
+            key = (row.case.kind, row.step.concurrency)
+            speed.setdefault(key, []).append(row.step.calls_per_s)
+            if row.calls_per_cpu_s is not None:
+                efficiency.setdefault(key, []).append(row.calls_per_cpu_s)
     for row in rows:
-        measured = runs.get((row.case.kind, row.step.concurrency))
-        reference = sum(measured) / len(measured) if measured else 0.0
+        key = (row.case.kind, row.step.concurrency)
+        reference, per_cpu = _mean(speed.get(key, [])), _mean(efficiency.get(key, []))
         row.ceiling_ratio = row.step.calls_per_s / reference if reference > 0 else None
+        if row.calls_per_cpu_s is not None and per_cpu > 0:
+            row.cpu_ratio = row.calls_per_cpu_s / per_cpu
 
 
 def _find(rows: list[Row], config: str, model: str, kind: str, concurrency: int) -> Row | None:
@@ -275,10 +303,15 @@ def evaluate_targets(rows: list[Row], args: argparse.Namespace) -> list[dict[str
 
 
 def render(rows: list[Row], targets: list[dict[str, Any]], machine: dict[str, Any]) -> str:
-    ratio = {"x ceiling": lambda s: f"{_ratio_of(rows, s):.2f}" if _ratio_of(rows, s) is not None else "-"}
+    by_step = {id(r.step): r for r in rows}
+    ratio = {
+        "x ceiling": lambda s: _fmt(by_step[id(s)].ceiling_ratio),
+        "x ceiling per CPU": lambda s: _fmt(by_step[id(s)].cpu_ratio),
+    }
     lines = [
         f"Serving benchmark on {machine['cpus']} CPUs ({machine['cpu']}), load average {machine['load_before']} "
-        f"before / {machine['load_after']} after; client and server share the machine.",
+        f"before / {machine['load_after']} after; client and server share the machine. 'x ceiling per CPU' "
+        "compares calls per server CPU-second, which other processes on the machine do not distort.",
         "",
         format_table([r.step for r in rows], extra=ratio),
         "",
@@ -292,8 +325,8 @@ def render(rows: list[Row], targets: list[dict[str, Any]], machine: dict[str, An
     return "\n".join(lines)
 
 
-def _ratio_of(rows: list[Row], step: StepReport) -> float | None:
-    return next((r.ceiling_ratio for r in rows if r.step is step), None)
+def _fmt(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 def machine_info() -> dict[str, Any]:
@@ -349,6 +382,8 @@ def _step_record(row: Row) -> dict[str, Any]:
         "model": case.model,
         "kind": case.kind.name,
         "ceiling_ratio": row.ceiling_ratio,
+        "ceiling_ratio_per_cpu": row.cpu_ratio,
+        "calls_per_server_cpu_s": row.calls_per_cpu_s,
         "step": row.step,
     }
 
@@ -359,7 +394,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     machine = machine_info()
     with tempfile.TemporaryDirectory(prefix="recsys-bench-") as scratch:
-        repository = args.repository or prepare_repository(args.data, Path(scratch), _csv(args.archs))
+        repository = args.repository
+        if repository is None:
+            work = args.keep_repository or Path(scratch)
+            repository = prepare_repository(args.data, work, _csv(args.archs), args.epochs)
+        machine["repository"] = str(repository)
         rows = measure(args, repository, args.out / "logs")
     machine["load_after"] = round(os.getloadavg()[0], 2)
     targets = evaluate_targets(rows, args)

@@ -8,6 +8,7 @@ loopback ports, stopped with SIGTERM (then SIGKILL) when the benchmark moves on 
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import socket
 import subprocess
@@ -17,8 +18,10 @@ import warnings
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import grpc
+from tqdm import tqdm
 
 from protos.recsys.v1 import service_pb2, service_pb2_grpc
 
@@ -34,53 +37,56 @@ def free_port() -> int:
         return probe.getsockname()[1]
 
 
-def prepare_repository(data: str, out_dir: Path, architectures: Sequence[str]) -> Path:
+def _quiet(function: Any, *args: Any, **kwargs: Any) -> Any:
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)  # torch.jit deprecation notes on export
+        return function(*args, **kwargs)
+
+
+def _train_sized(data: str, arch: str, run: Path, epochs: int) -> Path:
+    """A model with the default (production) sizes, trained for only ``epochs`` on ``data``."""
+    from trainer.checkpoint import save_checkpoint
+    from trainer.data.sources import load_split
+    from trainer.defaults import TRAIN_DEFAULTS
+    from trainer.pipeline import train_and_evaluate
+
+    split = load_split(data, "random")
+    config = dataclasses.replace(TRAIN_DEFAULTS[arch], epochs=epochs, patience=epochs, progress=False)
+    trained = train_and_evaluate(arch, split, config=config, progress=False)
+    source = {"source": f"{data} (bench.serving, {epochs} epochs)", "split": split.name, "seed": "0"}
+    return save_checkpoint(
+        run / arch / "checkpoint.pt", trained.model, split.train, metrics=trained.metrics, data=source
+    )
+
+
+def prepare_repository(data: str, out_dir: Path, architectures: Sequence[str], epochs: int = 1) -> Path:
     """Train and export the models to benchmark.
 
+    Serving speed depends on the models' sizes, not on their accuracy, so the models are trained
+    briefly: ``tiny`` takes the trainer's seconds-long tiny models (dim 16, 200 users, 150 items);
+    ``synthetic`` or a MovieLens folder builds the default (production) sizes on that data's id space
+    and trains them for ``epochs``.
+
     Args:
-        data: ``tiny`` (the trainer's seconds-long tiny synthetic models), or ``synthetic`` / a MovieLens
-            folder, trained with the ``recsys-train`` CLI at its defaults (minutes).
+        data: ``tiny``, ``synthetic`` or a MovieLens folder.
         out_dir: Working folder: ``run/`` for checkpoints, ``repository/`` for the export.
         architectures: Models to train.
+        epochs: Training epochs of the non-tiny models.
 
     Returns:
         The model repository.
-
-    Raises:
-        RuntimeError: If training fails.
     """
     from exporter.export import export_checkpoint  # the benchmark trains; the load tester never imports these
 
     run, repository = out_dir / "run", out_dir / "repository"
-    if data == "tiny":
-        from trainer.tiny import train_tiny_checkpoint
+    for arch in tqdm(architectures, desc=f"train+export ({data})", unit="model"):
+        if data == "tiny":
+            from trainer.tiny import train_tiny_checkpoint
 
-        checkpoints = []
-        for arch in architectures:
-            _LOGGER.info("training tiny %s", arch)
-            with warnings.catch_warnings():
-                warnings.simplefilter("ignore", DeprecationWarning)
-                checkpoints.append(train_tiny_checkpoint(arch, run))
-    else:
-        command = [
-            sys.executable,
-            "-m",
-            "trainer",
-            "--model",
-            ",".join(architectures),
-            "--data",
-            data,
-            "--out",
-            str(run),
-        ]
-        _LOGGER.info("training: %s", " ".join(command))
-        if subprocess.run(command, check=False).returncode != 0:
-            raise RuntimeError(f"training failed: {' '.join(command)}; pass --repository to use exported models")
-        checkpoints = [run / arch / "checkpoint.pt" for arch in architectures]
-    for checkpoint in checkpoints:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", DeprecationWarning)
-            export_checkpoint(checkpoint, repository)
+            checkpoint = _quiet(train_tiny_checkpoint, arch, run)
+        else:
+            checkpoint = _quiet(_train_sized, data, arch, run, epochs)
+        _quiet(export_checkpoint, checkpoint, repository)
     return repository
 
 
