@@ -19,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from protos.recsys.v1 import service_pb2_grpc
+from server import security
 from server.config import ServerConfig
 from server.health import SERVICE_NAME, HealthReporter
 from server.metrics import Metrics
@@ -37,13 +38,28 @@ def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
     ]
 
 
+def _tls_credentials(config: ServerConfig) -> grpc.ServerCredentials | None:
+    if config.tls_cert is None or config.tls_key is None:
+        return None
+    return security.server_credentials(security.TlsConfig(config.tls_cert, config.tls_key, config.tls_client_ca))
+
+
+def _auth_interceptors(config: ServerConfig) -> list[grpc.aio.ServerInterceptor]:
+    tokens = set(config.auth_tokens)
+    if config.auth_token_file is not None:
+        tokens |= security.load_token_file(config.auth_token_file)
+    return security.interceptors(tokens, allow_unauthenticated_health=config.allow_unauthenticated_health)
+
+
 class RunningServer:
     """One server: gRPC endpoint, model registry, metrics and health.
 
     Args:
         config: What to serve and how.
-        interceptors: Extra ``grpc.aio.ServerInterceptor`` s (authentication, tracing), run in order.
-        credentials: TLS credentials for the port; None serves plain text.
+        interceptors: Extra ``grpc.aio.ServerInterceptor`` s (tracing, ...), run after the token check
+            that ``config.auth_tokens`` / ``auth_token_file`` turn on.
+        credentials: TLS credentials for the port; None uses ``config.tls_cert`` / ``tls_key`` if set,
+            else plain text.
     """
 
     def __init__(
@@ -73,29 +89,30 @@ class RunningServer:
         """Binds the port, starts serving, then loads every model in the repository.
 
         Raises:
-            RuntimeError: the port cannot be bound.
+            SecurityConfigError: the port cannot be bound, or the TLS or token files are unusable.
             FileNotFoundError: the repository folder does not exist.
         """
         config = self.config
         if not config.repository.is_dir():
             raise FileNotFoundError(f"model repository {config.repository} is not a folder; pass --repository")
+        credentials = self._credentials or _tls_credentials(config)
+        interceptors = _auth_interceptors(config) + self._interceptors
+        if credentials is None and not security.is_loopback(config.host):
+            _LOGGER.warning("serving plain text on %s: pass --tls-cert and --tls-key to encrypt", config.host)
         self._executor = ThreadPoolExecutor(config.workers, thread_name_prefix="inference")
         self.registry = ModelRegistry(config, self._executor, self.metrics, on_change=self._health_changed)
-        self._server = grpc.aio.server(interceptors=self._interceptors, options=grpc_options(config))
-        service_pb2_grpc.add_RecommenderServiceServicer_to_server(
-            RecommenderService(self.registry, self.metrics, config.backend), self._server
+        self._server = grpc.aio.server(interceptors=interceptors, options=grpc_options(config))
+        security.add_guarded_servicer(
+            service_pb2_grpc.add_RecommenderServiceServicer_to_server,
+            RecommenderService(self.registry, self.metrics, config.backend),
+            self._server,
         )
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._server)
         if config.reflection:
             names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
             reflection.enable_server_reflection(names, self._server)
         self._health_changed()
-        if self._credentials is None:
-            self.port = self._server.add_insecure_port(config.address)
-        else:
-            self.port = self._server.add_secure_port(config.address, self._credentials)
-        if self.port == 0:
-            raise RuntimeError(f"cannot bind {config.address}: is another server using it? pick another --port")
+        self.port = security.bind(self._server, config.address, credentials)
         await self._server.start()
         if config.metrics_port:
             self.metrics.serve(config.host, config.metrics_port)

@@ -15,6 +15,7 @@ import sys
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
+from server import security
 from server.config import BACKENDS, DEVICES, ConfigError, ServerConfig
 
 ENV_PREFIX = "RECSYS_"
@@ -37,7 +38,15 @@ _HELP = {
     "batches_in_flight": "batches of one model signature running at the same time",
     "intra_op_threads": "threads one runtime call may use; 0 lets the runtime decide",
     "reflection": "offer gRPC server reflection (for grpcurl-style tools)",
+    "tls_cert": "PEM certificate chain to serve TLS with (with --tls-key); plain text without",
+    "tls_key": "PEM private key of --tls-cert, unencrypted",
+    "tls_client_ca": "PEM CA bundle: require client certificates signed by it (mutual TLS)",
+    "auth_token_file": "file of accepted bearer tokens, one per line (tokens can also come from "
+    f"{ENV_PREFIX}AUTH_TOKENS, comma-separated; never from a flag)",
+    "allow_unauthenticated_health": "leave the health service open when tokens are required",
 }
+_ENV_ONLY = {"auth_tokens"}  # secrets: a flag would show them to every local user in the process list
+_PATHS = {"repository", "tls_cert", "tls_key", "tls_client_ca", "auth_token_file"}
 _CHOICES = {"backend": BACKENDS, "device": DEVICES}
 
 
@@ -67,24 +76,24 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
     for field in dataclasses.fields(ServerConfig):
-        flag = "--" + field.name.replace("_", "-")
-        default = field.default if field.default is not dataclasses.MISSING else None
-        kind = {"repository": Path, "reflection": _parse_bool}.get(field.name, type(default))
+        if field.name in _ENV_ONLY:
+            continue
+        default = field.default
+        kind = Path if field.name in _PATHS else _parse_bool if isinstance(default, bool) else type(default)
         env_value = environ.get(_env_name(field.name))
         if env_value is not None:
             try:
                 default = kind(env_value)
             except (ValueError, argparse.ArgumentTypeError) as error:
                 raise ConfigError(f"{_env_name(field.name)}={env_value!r}: {error}") from None
-        help_text = f"{_HELP[field.name]} [env {_env_name(field.name)}]"
         parser.add_argument(
-            flag,
+            "--" + field.name.replace("_", "-"),
             type=kind,
-            default=default,
-            required=default is None,
+            default=None if default is dataclasses.MISSING else default,
+            required=default is dataclasses.MISSING,
             choices=_CHOICES.get(field.name),
             metavar="BOOL" if kind is _parse_bool else None,
-            help=help_text,
+            help=f"{_HELP[field.name]} [env {_env_name(field.name)}]",
         )
     parser.add_argument(
         "--log-level",
@@ -104,10 +113,16 @@ def parse_config(
         ConfigError: a value is out of range (the message names the flag).
         SystemExit: argparse rejected the command line (it printed why).
     """
-    parser = build_parser(os.environ if environ is None else environ)
-    args = vars(parser.parse_args(argv))
+    environ = os.environ if environ is None else environ
+    args = vars(build_parser(environ).parse_args(argv))
     log_level = args.pop("log_level")
-    return ServerConfig(**{key: value for key, value in args.items()}), log_level
+    tokens = environ.get(ENV_PREFIX + "AUTH_TOKENS")
+    if tokens is not None:
+        try:
+            args["auth_tokens"] = security.resolve_tokens(None, tokens, ENV_PREFIX + "AUTH_TOKENS")
+        except security.SecurityConfigError as error:
+            raise ConfigError(str(error)) from None
+    return ServerConfig(**args), log_level
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -122,7 +137,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         asyncio.run(serve(config))
-    except FileNotFoundError as error:
+    except (FileNotFoundError, security.SecurityConfigError) as error:
         logging.getLogger("server").error("%s", error)
         return 1
     return 0

@@ -47,6 +47,15 @@ class ServerConfig:
             overlaps Python work with inference at the cost of smaller batches.
         intra_op_threads: Threads one runtime call may use; 0 lets the runtime decide.
         reflection: Offer gRPC server reflection so that grpcurl-style tools need no .proto files.
+        tls_cert: PEM certificate chain to serve TLS with; None serves plain text.
+        tls_key: PEM private key of ``tls_cert`` (unencrypted).
+        tls_client_ca: PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS).
+        auth_token_file: File of accepted bearer tokens, one per line; with ``auth_tokens`` empty and
+            no file, calls are not authenticated.
+        auth_tokens: Accepted bearer tokens given directly (the CLI reads them from the
+            ``RECSYS_AUTH_TOKENS`` environment variable, never from a flag); never printed.
+        allow_unauthenticated_health: Leave the health service open when authentication is on, for
+            load balancers that cannot send a token.
     """
 
     repository: Path
@@ -67,9 +76,19 @@ class ServerConfig:
     batches_in_flight: int = 1
     intra_op_threads: int = 1
     reflection: bool = True
+    tls_cert: Path | None = None
+    tls_key: Path | None = None
+    tls_client_ca: Path | None = None
+    auth_token_file: Path | None = None
+    auth_tokens: frozenset[str] = dataclasses.field(default=frozenset(), repr=False)
+    allow_unauthenticated_health: bool = False
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "repository", Path(self.repository))
+        for name in ("tls_cert", "tls_key", "tls_client_ca", "auth_token_file"):
+            if getattr(self, name) is not None:
+                object.__setattr__(self, name, Path(getattr(self, name)))
+        object.__setattr__(self, "auth_tokens", frozenset(self.auth_tokens))
         self.validate()
 
     def validate(self) -> None:
@@ -93,12 +112,21 @@ class ServerConfig:
         for name in ("max_queue_delay_us", "poll_interval_s", "grace_s", "intra_op_threads"):
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        if (self.tls_cert is None) != (self.tls_key is None):
+            raise ConfigError("tls_cert and tls_key go together: give both to serve TLS, or neither")
+        if self.tls_client_ca is not None and self.tls_cert is None:
+            raise ConfigError("tls_client_ca (mutual TLS) needs tls_cert and tls_key as well")
         if self.max_queue_rows < self.max_rows_per_request:
             raise ConfigError(
                 f"max_queue_rows ({self.max_queue_rows}) is below max_rows_per_request "
                 f"({self.max_rows_per_request}): the largest allowed request could never be queued; "
                 "raise max_queue_rows or lower max_rows_per_request"
             )
+
+    @property
+    def authenticated(self) -> bool:
+        """Whether callers must present a bearer token."""
+        return bool(self.auth_tokens) or self.auth_token_file is not None
 
     @property
     def address(self) -> str:
