@@ -91,6 +91,7 @@ class Catalog:
             raise ModelLoadError("side file SIDE_FILE_KIND_HISTORY_ITEMS holds item indices outside the catalogue")
         self.user_index = {user: i for i, user in enumerate(self.user_ids.tolist())}
         self.item_id_list: list[str] = self.item_ids.tolist()
+        self.max_item_id_chars = max(map(len, self.item_id_list))
         self.item_index = {item: i for i, item in enumerate(self.item_id_list)}
         if len(self.user_index) != self.num_users or len(self.item_index) != self.num_items:
             raise ModelLoadError("side files USER_IDS / ITEM_IDS hold duplicate ids")

@@ -9,7 +9,7 @@ from concurrent.futures import Executor
 from server.batching import BatchingSettings, BatchObserver
 from server.catalog import Catalog
 from server.config import ServerConfig
-from server.model import ServedModel, signature_specs
+from server.model import RequestLimits, ServedModel, signature_specs
 from server.repository import VersionFolder, artifact_files, load_side_files, read_config
 from server.runtime import load_runtime
 
@@ -61,7 +61,7 @@ def load_version(
         runtime,
         batching_settings(config),
         executor,
-        config.max_rows_per_request,
+        RequestLimits(config.max_rows_per_request, config.max_message_bytes),
         observers,
     )
     model.warm_up(max(1, min(config.max_batch_size, 64)))

@@ -85,6 +85,20 @@ class Ranked:
     fallback: bool = False
 
 
+@dataclass(frozen=True)
+class RequestLimits:
+    """Per-call limits (see ``ServerConfig``).
+
+    Attributes:
+        max_rows: Most pairs per Predict call and users or histories per Recommend call.
+        max_message_bytes: Largest message the server sends; a Recommend whose answer would be
+            larger is refused up front with a message, instead of failing when it is sent.
+    """
+
+    max_rows: int = 16384
+    max_message_bytes: int = 64 * 1024 * 1024
+
+
 @dataclass
 class ServedModel:
     """One model version loaded for serving.
@@ -94,7 +108,7 @@ class ServedModel:
         catalog: Ids, histories and popularity.
         runtime: The backend running the signatures.
         batchers: Signature name -> its dynamic batcher.
-        max_rows: Most pairs (Predict) or users/histories (Recommend) per call.
+        limits: Rows per call and message size.
         inflight: Calls currently using this version; the registry waits for 0 before unloading.
     """
 
@@ -103,7 +117,7 @@ class ServedModel:
     runtime: Runtime
     specs: dict[str, SignatureSpec]
     batchers: dict[str, DynamicBatcher]
-    max_rows: int
+    limits: RequestLimits
     inflight: int = field(default=0)
 
     @classmethod
@@ -114,7 +128,7 @@ class ServedModel:
         runtime: Runtime,
         settings: BatchingSettings,
         executor: Executor,
-        max_rows: int,
+        limits: RequestLimits,
         observers: dict[str, BatchObserver] | None = None,
     ) -> ServedModel:
         """Wires a loaded runtime to one batcher per signature."""
@@ -130,7 +144,7 @@ class ServedModel:
             )
             for name in specs
         }
-        return cls(config, catalog, runtime, specs, batchers, max_rows)
+        return cls(config, catalog, runtime, specs, batchers, limits)
 
     @property
     def name(self) -> str:
@@ -159,8 +173,10 @@ class ServedModel:
         return {"history_items": histories.items, "history_ratings": histories.ratings, "lengths": histories.lengths}
 
     def _check_rows(self, rows: int, what: str) -> None:
-        if rows > self.max_rows:
-            raise InvalidInput(f"{rows} {what} in one call exceed max_rows_per_request={self.max_rows}; split the call")
+        if rows > self.limits.max_rows:
+            raise InvalidInput(
+                f"{rows} {what} in one call exceed max_rows_per_request={self.limits.max_rows}; split the call"
+            )
 
     def _without_history(self, ids: Sequence[str], users: np.ndarray) -> None:
         empty = self.catalog.history_counts(users) == 0
@@ -250,6 +266,13 @@ class ServedModel:
         self._check_rows(rows, "users or histories")
         if not 1 <= query.k <= self.catalog.num_items:
             raise InvalidInput(f"k={query.k} is outside 1..{self.catalog.num_items} (the items of model {self.label})")
+        width = min(query.k, len(query.candidates) or self.catalog.num_items)
+        estimate = rows * (width * (self.catalog.max_item_id_chars + 6) + 16)
+        if estimate > self.limits.max_message_bytes:
+            raise InvalidInput(
+                f"the answer would take about {estimate / 2**20:.1f} MiB ({rows} rows x {width} items), above "
+                f"max_message_bytes={self.limits.max_message_bytes}; ask for fewer users or a smaller k"
+            )
         if query.history_items and not self.sequential:
             raise InvalidInput(
                 f"histories are only read by LSTM models; model {self.label} is "

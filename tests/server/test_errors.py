@@ -105,7 +105,7 @@ async def test_queue_full_deadline_and_message_size(tiny_repository, start_serve
         max_queue_rows=4,
         max_rows_per_request=4,
         max_queue_delay_us=1_000_000,
-        max_message_bytes=1 << 20,
+        max_message_bytes=4096,
     )
     async with AsyncRecsysClient(thread.target, max_message_bytes=4 << 20) as aclient:
         waiting = asyncio.ensure_future(aclient.predict("mf", ["u0"] * 3, ["i0"] * 3, timeout=10))
@@ -131,4 +131,8 @@ async def test_queue_full_deadline_and_message_size(tiny_repository, start_serve
         assert caught.value.code() == grpc.StatusCode.RESOURCE_EXHAUSTED
         request = recommend_request("mf", ["u0"], k=3)
         assert len((await aclient.recommend_message(request, timeout=10)).results[0].item_ids) == 3
+        with pytest.raises(grpc.aio.AioRpcError) as caught:
+            await aclient.recommend("mf", ["u0", "u1", "u2"], k=150, timeout=10)
+        assert caught.value.code() == INVALID
+        assert "above max_message_bytes=4096; ask for fewer users or a smaller k" in caught.value.details()
     assert np.isfinite(thread.metrics.value("recsys_requests_total", method="Predict", model="mf", code="OK"))
