@@ -236,7 +236,7 @@ class ServedModel:
         if known.all():
             return await self._recommend_users(query, query.user_ids, users, candidates)
         if not query.allow_popularity_fallback:
-            self._reject_unknown(query.user_ids, users, known)
+            self._reject_unknown(query.user_ids, users)
         catalog = self.catalog
         items, item_scores = ranking.popular(catalog.popularity_order, catalog.popularity, query.k, candidates)
         ranked = [Ranked(user_id, items, item_scores, fallback=True) for user_id in query.user_ids]
@@ -279,7 +279,7 @@ class ServedModel:
                 f"{mc.Architecture.Name(self.config.architecture)}: send user_ids"
             )
 
-    def _reject_unknown(self, ids: Sequence[str], users: np.ndarray, known: np.ndarray) -> None:
+    def _reject_unknown(self, ids: Sequence[str], users: np.ndarray) -> None:
         unknown_rows = np.flatnonzero(users < 0)
         if len(unknown_rows):
             try:

@@ -117,3 +117,16 @@ async def test_new_broken_and_removed_versions_under_load(tmp_path, copy_reposit
     assert load.failures == [], f"{len(load.failures)} calls failed during reloads: {load.failures[:3]}"
     assert len(load.versions) > 200
     assert thread.metrics.value("recsys_models_loaded") == 1
+
+
+async def test_versions_to_serve_keeps_older_versions_callable(tmp_path, copy_repository, start_server):
+    repository = copy_repository(tmp_path / "repo", models=("mf",))
+    publish_copy(repository / "mf", source=1, version=2)
+    publish_copy(repository / "mf", source=1, version=3)
+    thread = start_server(repository, versions_to_serve=2)
+    async with AsyncRecsysClient(thread.target, timeout=20) as client:
+        assert (await client.predict("mf", ["u1"], ["i1"])).version == 3
+        assert (await client.predict("mf", ["u1"], ["i1"], version=2)).version == 2
+        listed = await states(client)
+        assert [listed[v][0] for v in (3, 2, 1)] == ["READY", "READY", "UNAVAILABLE"]
+        assert listed[1][1] == "superseded by version 3; only the newest 2 served"
