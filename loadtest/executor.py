@@ -21,7 +21,7 @@ from typing import Any, Protocol
 
 import numpy as np
 
-from .connection import Connection
+from .connection import Connection, close_all
 from .runner import Call, StepLimits, StepOutcome, run_closed_loop, run_open_loop
 
 MeasureHook = Callable[[], Awaitable[None]]
@@ -79,8 +79,8 @@ class InProcessExecutor:
     """The generator in this process's event loop."""
 
     def __init__(self, connection: Connection, method_path: str, payloads: Sequence[bytes]) -> None:
-        self._channels = connection.open()
-        self.call = connection.caller(self._channels, method_path)
+        self._clients = connection.open()
+        self.call = connection.caller(self._clients, method_path)
         self._payloads = payloads
 
     async def run(self, step: Step, limits: StepLimits, warmup_s: float, measure_begins: MeasureHook) -> StepOutcome:
@@ -91,9 +91,8 @@ class InProcessExecutor:
         return await run_phase(self.call, self._payloads, step, limits)
 
     async def close(self) -> None:
-        """Close the channels."""
-        for channel in self._channels:
-            await channel.close()
+        """Close the clients."""
+        await close_all(self._clients)
 
 
 @dataclass(frozen=True)

@@ -49,6 +49,7 @@ class FakeServerConfig:
         model_name: The only model served.
         num_users: Users ``"1"``..``str(num_users)``.
         num_items: Items ``"1"``..``str(num_items)``; item ``"1"`` is the most popular.
+        token: When set, every call must carry ``authorization: Bearer <token>`` (else UNAUTHENTICATED).
     """
 
     mode: str = "fake"
@@ -59,6 +60,7 @@ class FakeServerConfig:
     model_name: str = "fake"
     num_users: int = 50
     num_items: int = 40
+    token: str | None = None
 
     def __post_init__(self) -> None:
         if self.mode not in ("ceiling", "fake"):
@@ -111,6 +113,10 @@ class FakeRecommender(service_pb2_grpc.RecommenderServiceServicer):
         return service_pb2.ModelSpec(name=self._config.model_name, version=1)
 
     async def _check_model(self, spec: service_pb2.ModelSpec, context: grpc.aio.ServicerContext) -> None:
+        if self._config.token is not None:
+            sent = dict(context.invocation_metadata() or ()).get("authorization")
+            if sent != f"Bearer {self._config.token}":
+                await context.abort(grpc.StatusCode.UNAUTHENTICATED, "missing or wrong bearer token")
         if spec.name != self._config.model_name:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown model {spec.name!r}; serving only fake")
 

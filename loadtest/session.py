@@ -2,17 +2,17 @@
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import grpc
-from google.protobuf import json_format
 
-from protos.recsys.v1 import model_config_pb2, service_pb2, service_pb2_grpc
+from client import AsyncRecsysClient
+from protos.recsys.v1 import model_config_pb2
 
-from .connection import Connection
 from .report import StepReport
 from .sweep import SweepConfig, run_sweep
 from .workload import IdSpace, WorkloadError, WorkloadSpec, build_workload, discover_id_space, load_id_space
@@ -53,15 +53,12 @@ class LoadTestResult:
     requests_built: int = 0
 
 
-async def describe_model(
-    stub: service_pb2_grpc.RecommenderServiceStub, spec: WorkloadSpec, connection: Connection
-) -> dict[str, Any]:
+async def describe_model(client: AsyncRecsysClient, spec: WorkloadSpec) -> dict[str, Any]:
     """Ask the server how it serves the model (backend, providers, batching) for the report header.
 
     Args:
-        stub: Stub on a channel to the server.
+        client: A client of the server.
         spec: The workload (model name and version).
-        connection: Deadline and credentials of the call.
 
     Returns:
         Plain facts for the report.
@@ -69,9 +66,8 @@ async def describe_model(
     Raises:
         WorkloadError: If the server cannot be reached or does not know the model.
     """
-    request = service_pb2.GetModelMetadataRequest(model=service_pb2.ModelSpec(name=spec.model, version=spec.version))
     try:
-        meta = await stub.GetModelMetadata(request, timeout=connection.timeout_s, metadata=connection.metadata)
+        meta = await client.metadata(spec.model, spec.version)
     except grpc.aio.AioRpcError as error:
         raise WorkloadError(
             f"GetModelMetadata for model {spec.model!r} failed with {error.code().name}: {error.details()}. "
@@ -80,11 +76,15 @@ async def describe_model(
     return {
         "model": meta.config.name,
         "version": meta.config.version or meta.status.version,
-        "architecture": model_config_pb2.Architecture.Name(meta.config.architecture),
-        "state": service_pb2.VersionState.Name(meta.status.state),
+        "architecture": model_config_pb2.Architecture.Name(meta.config.architecture).removeprefix("ARCHITECTURE_"),
+        "state": meta.status.state,
         "backend": meta.backend,
-        "execution_providers": list(meta.execution_providers),
-        "batching": json_format.MessageToDict(meta.batching),
+        "execution_providers": meta.execution_providers,
+        "batching": {
+            "max_batch_size": meta.max_batch_size,
+            "max_queue_delay_us": meta.max_queue_delay_us,
+            "max_queue_rows": meta.max_queue_rows,
+        },
         "num_users": meta.config.num_users,
         "num_items": meta.config.num_items,
     }
@@ -104,19 +104,18 @@ async def run_loadtest(config: LoadTestConfig, ids: IdSpace | None = None) -> Lo
         WorkloadError: If the server or the model cannot be reached, or the ids cannot be found.
     """
     connection = config.sweep.connection
-    channels = connection.open()
     try:
-        stub = service_pb2_grpc.RecommenderServiceStub(channels[0])
-        server = await describe_model(stub, config.workload, connection)
+        [client] = dataclasses.replace(connection, channels=1).open()
+    except ValueError as error:
+        raise WorkloadError(f"cannot connect to {connection.target}: {error}") from error
+    try:
+        server = await describe_model(client, config.workload)
         if ids is None and config.repository is not None:
             ids = load_id_space(config.repository, config.workload.model, config.workload.version)
         elif ids is None:
-            ids = await discover_id_space(
-                stub, config.workload.model, config.workload.version, connection.timeout_s, connection.metadata
-            )
+            ids = await discover_id_space(client, config.workload.model, config.workload.version)
     finally:
-        for channel in channels:
-            await channel.close()
+        await client.close()
     workload = build_workload(config.workload, ids)
     _LOGGER.info("built %d requests from ids of %s", len(workload.payloads), ids.source)
     steps = await run_sweep(config.sweep, workload, ids)

@@ -2,7 +2,7 @@
 
 Ids come from the model repository's side files when the user gives ``--repository`` (the exact id
 space, item popularity and each user's training history, which the sanity check needs for
-``exclude_seen``). Without it they are discovered through the server: ``GetModelMetadata`` gives the
+``exclude_seen``). Without it they are discovered through the server with our client: ``GetModelMetadata`` gives the
 catalogue sizes, a popularity-fallback ``Recommend`` lists every raw item id (most popular first),
 and user ids are probed as ``"1".."N"`` (the MovieLens convention), failing with a clear message
 when the server rejects them.
@@ -22,7 +22,8 @@ import grpc
 import numpy as np
 from google.protobuf import json_format
 
-from protos.recsys.v1 import model_config_pb2, service_pb2, service_pb2_grpc
+from client import AsyncRecsysClient, predict_request, recommend_request
+from protos.recsys.v1 import model_config_pb2, service_pb2
 
 _LOGGER = logging.getLogger(__name__)
 METHODS = {"predict": "/recsys.v1.RecommenderService/Predict", "recommend": "/recsys.v1.RecommenderService/Recommend"}
@@ -197,54 +198,42 @@ def load_id_space(repository: Path, model: str, version: int = 0) -> IdSpace:
     )
 
 
-async def discover_id_space(
-    stub: service_pb2_grpc.RecommenderServiceStub,
-    model: str,
-    version: int = 0,
-    timeout_s: float = 30.0,
-    metadata: tuple[tuple[str, str], ...] | None = None,
-) -> IdSpace:
+async def discover_id_space(client: AsyncRecsysClient, model: str, version: int = 0) -> IdSpace:
     """Learn a model's ids from the server alone (no repository at hand).
 
     Args:
-        stub: Async stub on the server's channel.
+        client: A client of the server (its default deadline bounds each discovery call).
         model: Model name.
         version: Model version, 0 for the newest ready one.
-        timeout_s: Deadline of each discovery call, in seconds.
-        metadata: Call metadata (a bearer token).
 
     Returns:
         The id space, items ranked by popularity, without histories.
 
     Raises:
-        WorkloadError: If the model is unknown or its user ids are not ``"1".."N"``.
+        WorkloadError: If a call fails, e.g. because the user ids are not ``"1".."N"``.
     """
-    spec = service_pb2.ModelSpec(name=model, version=version)
+    num_users = 0
     try:
-        meta = await stub.GetModelMetadata(
-            service_pb2.GetModelMetadataRequest(model=spec), timeout=timeout_s, metadata=metadata
+        config = (await client.metadata(model, version)).config
+        num_users = int(config.num_users)
+        fallback = await client.recommend(
+            model, [_PROBE_USER], k=int(config.num_items), allow_popularity_fallback=True, version=version
         )
-        config = meta.config
-        probe = service_pb2.RecommendRequest(
-            model=spec, user_ids=[_PROBE_USER], k=int(config.num_items), allow_popularity_fallback=True
-        )
-        answer = await stub.Recommend(probe, timeout=timeout_s, metadata=metadata)
-        items = np.array(list(answer.results[0].item_ids))
-        popularity = np.array(list(answer.results[0].scores), dtype=np.float32)
-        users = np.array([str(i) for i in range(1, int(config.num_users) + 1)])
-        check = service_pb2.PredictRequest(model=spec, user_ids=[users[0], users[-1]], item_ids=[items[0], items[-1]])
-        await stub.Predict(check, timeout=timeout_s, metadata=metadata)
+        items = np.array(fallback.results[0].item_ids)
+        popularity = np.asarray(fallback.results[0].scores, dtype=np.float32)
+        users = np.array([str(i) for i in range(1, num_users + 1)])
+        await client.predict(model, [users[0], users[-1]], [items[0], items[-1]], version=version)
     except grpc.aio.AioRpcError as error:
         hint = "pass --repository PATH of the repository the server serves"
         if error.code() is grpc.StatusCode.INVALID_ARGUMENT:
-            hint = f"the server does not know users '1'..'{config.num_users}' and does not expose raw user ids: {hint}"
+            hint = f"the server does not know users '1'..'{num_users}' and does not expose raw user ids: {hint}"
         raise WorkloadError(
             f"discovering the ids of model {model!r} failed with {error.code().name} ({error.details()}); {hint}"
         ) from error
     scale = (
         (float(config.rating_scale.min), float(config.rating_scale.max)) if config.HasField("rating_scale") else None
     )
-    order = np.argsort(items, kind="stable")  # rank is kept through the popularity array
+    order = np.argsort(items, kind="stable")  # any order will do: popularity travels with each item
     return IdSpace(
         user_ids=users,
         item_ids=items[order],
@@ -283,20 +272,19 @@ def build_workload(spec: WorkloadSpec, ids: IdSpace) -> Workload:
     users = ids.user_ids[
         ids.user_order()[rng.choice(len(ids.user_ids), rows, p=zipf_probabilities(len(ids.user_ids), spec.skew))]
     ]
-    model = service_pb2.ModelSpec(name=spec.model, version=spec.version)
     user_rows = users.reshape(pool, spec.rows_per_request).tolist()
     if spec.method == "predict":
         item_p = zipf_probabilities(len(ids.item_ids), spec.skew)
         items = ids.item_ids[ids.item_order()[rng.choice(len(ids.item_ids), rows, p=item_p)]]
         item_rows = items.reshape(pool, spec.rows_per_request).tolist()
         payloads = [
-            service_pb2.PredictRequest(model=model, user_ids=u, item_ids=i).SerializeToString()
+            predict_request(spec.model, u, i, version=spec.version).SerializeToString()
             for u, i in zip(user_rows, item_rows, strict=True)
         ]
     else:
         payloads = [
-            service_pb2.RecommendRequest(
-                model=model, user_ids=u, k=spec.k, exclude_seen=spec.exclude_seen
+            recommend_request(
+                spec.model, u, k=spec.k, exclude_seen=spec.exclude_seen, version=spec.version
             ).SerializeToString()
             for u in user_rows
         ]

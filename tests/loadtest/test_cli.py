@@ -41,3 +41,14 @@ def test_cli_explains_an_unknown_model(fake_server, capsys):
     server = fake_server()
     assert main(["--target", server.target, "--model", "nope", "--requests", "5", "--quiet"]) == 2
     assert "NOT_FOUND" in capsys.readouterr().err
+
+
+def test_cli_sends_the_bearer_token_from_a_file(fake_server, tmp_path, capsys):
+    server = fake_server(token="s3cret-token")
+    token_file = tmp_path / "token"
+    token_file.write_text("s3cret-token\n")
+    args = ["--target", server.target, "--model", "fake", "--concurrency", "2", "--requests", "6", "--quiet"]
+    assert main([*args, "--token-file", str(token_file)]) == 0
+    assert "| fake | c=2 | " in capsys.readouterr().out
+    assert main(args) == 2
+    assert "UNAUTHENTICATED" in capsys.readouterr().err

@@ -4,7 +4,7 @@ import time
 import numpy as np
 import pytest
 
-from loadtest.connection import Connection
+from loadtest.connection import Connection, close_all
 from loadtest.runner import StepLimits, run_closed_loop, run_open_loop
 from protos.recsys.v1 import service_pb2
 
@@ -83,14 +83,13 @@ async def test_open_loop_charges_a_generator_stall_to_the_calls_scheduled_during
 async def test_open_loop_latency_includes_the_queue_of_a_stalled_server(fake_server):
     server = fake_server(mode="fake", delay_s=0.02, serial=True)  # 50 calls/s at most
     connection = Connection(server.target, timeout_s=5)
-    channels = connection.open()
+    clients = connection.open()
     try:
-        call = connection.caller(channels, "/recsys.v1.RecommenderService/Predict")
-        await channels[0].channel_ready()
+        call = connection.caller(clients, "/recsys.v1.RecommenderService/Predict")
+        await clients[0].channel.channel_ready()
         outcome = await run_open_loop(call, [PREDICT], 100.0, StepLimits(duration_s=0.5))
     finally:
-        for channel in channels:
-            await channel.close()
+        await close_all(clients)
     assert outcome.codes == {"OK": 50}
     # The generator kept the schedule ...
     assert np.percentile(outcome.send_lag_s, 90) < 0.05

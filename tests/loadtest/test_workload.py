@@ -14,7 +14,7 @@ from loadtest.workload import (
     load_id_space,
     zipf_probabilities,
 )
-from protos.recsys.v1 import model_config_pb2, service_pb2_grpc
+from protos.recsys.v1 import model_config_pb2
 
 
 @pytest.fixture
@@ -87,11 +87,11 @@ def test_zipf_probabilities():
 
 async def test_discover_id_space_through_the_server(fake_server):
     server = fake_server(num_users=30, num_items=12)
-    [channel] = Connection(server.target).open()
+    [client] = Connection(server.target).open()
     try:
-        ids = await discover_id_space(service_pb2_grpc.RecommenderServiceStub(channel), "fake")
+        ids = await discover_id_space(client, "fake")
     finally:
-        await channel.close()
+        await client.close()
     assert ids.user_ids.tolist() == [str(i) for i in range(1, 31)]
     assert sorted(ids.item_ids.tolist(), key=int) == [str(i) for i in range(1, 13)]
     assert ids.item_ids[ids.item_order()[0]] == "1"  # the fake's most popular item
