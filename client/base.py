@@ -53,8 +53,8 @@ class ClientBase:
         raise NotImplementedError
 
     @property
-    def metadata(self) -> tuple[tuple[str, str], ...] | None:
-        """Metadata sent with every call (the bearer token), for callers using ``stub`` directly."""
+    def call_metadata(self) -> tuple[tuple[str, str], ...] | None:
+        """Metadata sent with every call (the bearer token), for callers using ``stub`` or ``channel`` directly."""
         return self._metadata
 
     def _deadline(self, timeout: float | None) -> float | None:

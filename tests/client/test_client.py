@@ -88,3 +88,12 @@ def test_bad_settings_and_unreachable_servers_fail_clearly(free_port):
         RecsysClient(max_message_bytes=0)
     with RecsysClient(f"127.0.0.1:{free_port}") as client, pytest.raises(TimeoutError, match="not SERVING after"):
         client.wait_ready(timeout=0.5)
+
+
+def test_call_metadata_is_exposed_for_raw_stub_calls():
+    client = RecsysClient("127.0.0.1:1", token="abc")
+    try:
+        assert client.call_metadata == (("authorization", "Bearer abc"),)
+        assert callable(client.metadata), "the metadata() RPC keeps its name"
+    finally:
+        client.close()
