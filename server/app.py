@@ -118,6 +118,8 @@ class RunningServer:
             self.metrics.serve(config.host, config.metrics_port)
         _LOGGER.info("serving %s on %s (backend %s)", SERVICE_NAME, self.target, config.backend)
         await self.registry.start()
+        serving = sorted(self.registry.ready_models())
+        _LOGGER.info("ready: %d of %d models serving %s", len(serving), len(self.registry.models()), serving)
 
     def _health_changed(self) -> None:
         if self.registry is not None:
