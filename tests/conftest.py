@@ -21,6 +21,7 @@ import contextlib
 import logging
 import shutil
 import socket
+import sys
 import threading
 import warnings
 from collections.abc import Callable, Coroutine, Iterator
@@ -76,6 +77,17 @@ def tiny_repository(tmp_path_factory: pytest.TempPathFactory, tiny_checkpoints: 
         for checkpoint in tiny_checkpoints.values():
             export_checkpoint(checkpoint, repository)
     return repository
+
+
+@pytest.fixture(autouse=True)
+def _restore_torch_threads() -> Iterator[None]:
+    """A TorchScript server sets torch's process-wide thread count; later tests get theirs back."""
+    torch = sys.modules.get("torch")
+    threads = torch.get_num_threads() if torch is not None else None
+    yield
+    torch = sys.modules.get("torch")
+    if torch is not None and threads is not None and torch.get_num_threads() != threads:
+        torch.set_num_threads(threads)
 
 
 @pytest.fixture
