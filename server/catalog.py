@@ -17,6 +17,7 @@ from protos.recsys.v1 import model_config_pb2 as mc
 from server.errors import InvalidInput, ModelLoadError
 
 _SHOWN_IDS = 10
+_SHOWN_ID_CHARS = 40  # error details must stay well under clients' 8 KiB metadata limit
 
 
 @dataclass(frozen=True)
@@ -39,8 +40,12 @@ def _unknown(ids: Sequence[str], index: dict[str, int]) -> list[str]:
     return list(unknown)
 
 
+def _short(raw_id: str) -> str:
+    return raw_id if len(raw_id) <= _SHOWN_ID_CHARS else raw_id[:_SHOWN_ID_CHARS] + "…"
+
+
 def _id_list(ids: list[str]) -> str:
-    shown = repr(ids[:_SHOWN_IDS])
+    shown = repr([_short(i) for i in ids[:_SHOWN_IDS]])
     return shown if len(ids) <= _SHOWN_IDS else f"{shown} and {len(ids) - _SHOWN_IDS} more"
 
 

@@ -62,6 +62,8 @@ class ModelLoadError(Exception):
 
 
 INTERNAL_MESSAGE = "internal server error; the server log has the traceback"
+MAX_DETAILS_CHARS = 1000
+"""Status details travel as metadata, which clients limit (8 KiB by default): messages are cut here."""
 
 
 def status_of(error: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
@@ -72,10 +74,14 @@ def status_of(error: BaseException, method: str) -> tuple[grpc.StatusCode, str]:
         method: RPC name, used only to log unexpected errors.
 
     Returns:
-        ``(code, details)``; a generic INTERNAL message for anything that is not a
-        :class:`ServingError` (whose traceback is logged), so internals never leak to callers.
+        ``(code, details)`` with details cut to ``MAX_DETAILS_CHARS``; a generic INTERNAL message
+        for anything that is not a :class:`ServingError` (whose traceback is logged), so internals
+        never leak to callers.
     """
     if isinstance(error, ServingError):
-        return error.code, str(error)
+        details = str(error)
+        if len(details) > MAX_DETAILS_CHARS:
+            details = details[: MAX_DETAILS_CHARS - 15] + "… (truncated)"
+        return error.code, details
     _LOGGER.error("unexpected error in %s", method, exc_info=error)
     return grpc.StatusCode.INTERNAL, INTERNAL_MESSAGE

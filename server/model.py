@@ -181,7 +181,7 @@ class ServedModel:
     def _without_history(self, ids: Sequence[str], users: np.ndarray) -> None:
         empty = self.catalog.history_counts(users) == 0
         if empty.any():
-            names = [ids[i] for i in np.flatnonzero(empty)[:10].tolist()]
+            names = [ids[i][:40] for i in np.flatnonzero(empty)[:10].tolist()]
             raise InvalidInput(
                 f"users {names} have no training history in model {self.label}, so the LSTM has nothing to read; "
                 "send their histories instead"

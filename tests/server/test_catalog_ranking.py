@@ -107,3 +107,9 @@ def test_popular_respects_candidates():
     popularity = np.array([5, 1, 9, 0], dtype=np.float32)
     items, counts = popular(order, popularity, 2, np.array([3, 0]))
     assert items.tolist() == [0, 3] and counts.tolist() == [5, 0]
+
+
+def test_unknown_id_messages_stay_short():
+    with pytest.raises(InvalidInput) as caught:
+        catalog().items(["9" * 5000, "x"])
+    assert len(str(caught.value)) < 200 and "9" * 40 + "…" in str(caught.value)

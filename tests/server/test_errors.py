@@ -136,3 +136,8 @@ async def test_queue_full_deadline_and_message_size(tiny_repository, start_serve
         assert caught.value.code() == INVALID
         assert "above max_message_bytes=4096; ask for fewer users or a smaller k" in caught.value.details()
     assert np.isfinite(thread.metrics.value("recsys_requests_total", method="Predict", model="mf", code="OK"))
+
+
+def test_status_details_are_cut_to_a_safe_size():
+    code, details = status_of(InvalidInput("x" * 10_000), "Predict")
+    assert code == INVALID and len(details) <= 1000 and details.endswith("… (truncated)")
