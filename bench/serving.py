@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import logging
 import os
 import platform
@@ -62,10 +63,13 @@ class Case:
     model: str
     kind: Kind
     concurrency: tuple[int, ...]
+    run: str = ""
 
     @property
     def label(self) -> str:
-        return f"{self.config}/{self.model} {self.kind.name}" if self.config != CEILING else f"ceiling {self.kind.name}"
+        if self.config == CEILING:
+            return f"ceiling{f' ({self.run})' if self.run else ''} {self.kind.name}"
+        return f"{self.config}/{self.model} {self.kind.name}"
 
 
 @dataclass
@@ -186,7 +190,8 @@ def measure(args: argparse.Namespace, repository: Path, log_dir: Path) -> list[R
     rows: list[Row] = []
     with tqdm(total=total, desc="serving bench", unit="step") as progress:
         # The ceiling runs first and last: the machine is shared, and the two runs show how much it drifted.
-        jobs = [(CEILING, ceiling_cases), *server_cases.items(), (CEILING, ceiling_cases)]
+        again = [dataclasses.replace(case, run="end") for case in ceiling_cases]
+        jobs = [(CEILING, ceiling_cases), *server_cases.items(), (CEILING, again)]
         for config, cases in jobs:
             repo = None if config == CEILING else repository
             flags = [] if config == CEILING else server_flags(config, args.server_arg)

@@ -120,9 +120,10 @@ class FakeRecommender(service_pb2_grpc.RecommenderServiceServicer):
         if spec.name != self._config.model_name:
             await context.abort(grpc.StatusCode.NOT_FOUND, f"unknown model {spec.name!r}; serving only fake")
 
-    async def Predict(  # noqa: D102
+    async def Predict(
         self, request: service_pb2.PredictRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.PredictResponse:
+        """Rates each pair 3.5 (NaN or one short when corrupting), after the configured behaviour."""
         await self._check_model(request.model, context)
         unknown = [u for u in request.user_ids if u not in self._users]
         unknown += [i for i in request.item_ids if i not in self._item_set]
@@ -134,9 +135,10 @@ class FakeRecommender(service_pb2_grpc.RecommenderServiceServicer):
             context, lambda: service_pb2.PredictResponse(model=self._spec(), ratings=[value] * rows)
         )
 
-    async def Recommend(  # noqa: D102
+    async def Recommend(
         self, request: service_pb2.RecommendRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.RecommendResponse:
+        """Ranks items "1".."k" for every user (fallback flagged for unknown users when allowed)."""
         await self._check_model(request.model, context)
         if not 1 <= request.k <= len(self._items):
             await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"k={request.k} outside 1..{len(self._items)}")
@@ -160,9 +162,10 @@ class FakeRecommender(service_pb2_grpc.RecommenderServiceServicer):
             user_id=user, item_ids=self._items[: request.k], scores=scores, fallback=fallback
         )
 
-    async def GetModelMetadata(  # noqa: D102
+    async def GetModelMetadata(
         self, request: service_pb2.GetModelMetadataRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.GetModelMetadataResponse:
+        """Describes the fake model: an MF config over the made-up catalogue."""
         await self._check_model(request.model, context)
         config = model_config_pb2.ModelConfig(
             name=self._config.model_name,
@@ -178,9 +181,10 @@ class FakeRecommender(service_pb2_grpc.RecommenderServiceServicer):
             backend="fake",
         )
 
-    async def ListModels(  # noqa: D102
+    async def ListModels(
         self, request: service_pb2.ListModelsRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.ListModelsResponse:
+        """Lists the one fake model, ready."""
         status = service_pb2.ModelVersionStatus(version=1, state=service_pb2.VERSION_STATE_READY)
         return service_pb2.ListModelsResponse(
             models=[service_pb2.ModelStatus(name=self._config.model_name, versions=[status])]
