@@ -59,6 +59,23 @@ class ServerProcess:
             stub = health_pb2_grpc.HealthStub(channel)
             return stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=timeout).status
 
+    def wait_listening(self, timeout_s: float = 60.0) -> None:
+        """Waits until the port accepts TCP connections (for servers whose health needs TLS or a token).
+
+        Raises:
+            RuntimeError: the server exited or did not listen in time; the message holds its log.
+        """
+        deadline = time.monotonic() + timeout_s
+        while time.monotonic() < deadline:
+            if self.process.poll() is not None:
+                raise RuntimeError(
+                    f"server exited with {self.process.returncode} while starting:\n{self.log()[-4000:]}"
+                )
+            with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", self.port), timeout=1):
+                return
+            time.sleep(0.1)
+        raise RuntimeError(f"server not listening after {timeout_s:.0f} s:\n{self.log()[-4000:]}")
+
     def wait_serving(self, services: Sequence[str] = ("",), timeout_s: float = 60.0) -> None:
         """Waits until each health service (``""`` overall, or a model name) is SERVING.
 
@@ -108,7 +125,7 @@ def server_process(
         args: Extra command-line flags.
         env: Extra environment variables.
         wait_for: Health services that must be SERVING before the block runs; by default every model
-            folder of the repository; ``()`` enters at once.
+            folder of the repository; ``()`` only waits until the port accepts connections.
     """
     port = free_port()
     log_path = log_dir / f"server-{port}.log"
@@ -123,6 +140,8 @@ def server_process(
             wait_for = sorted(path.name for path in repository.iterdir() if path.is_dir())
         if wait_for:
             handle.wait_serving(wait_for)
+        else:
+            handle.wait_listening()
         yield handle
     finally:
         handle.terminate()
