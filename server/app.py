@@ -1,7 +1,8 @@
 """Building, starting and gracefully stopping the gRPC server.
 
 :class:`RunningServer` is the handle tests and the CLI share: ``await start()`` binds the port,
-starts serving health and reflection, then loads the repository; ``await stop()`` stops accepting
+loads the repository, then starts serving (so a client that can connect finds the models that were
+there at start ready; later versions load in the background); ``await stop()`` stops accepting
 (new calls get UNAVAILABLE), lets in-flight calls finish within the grace period, then unloads
 every model. :func:`serve` runs one until SIGTERM or SIGINT.
 """
@@ -86,7 +87,7 @@ class RunningServer:
         return self.config.replace(port=self.port).address
 
     async def start(self) -> None:
-        """Binds the port, starts serving, then loads every model in the repository.
+        """Binds the port, loads every model in the repository, then starts serving.
 
         Raises:
             SecurityConfigError: the port cannot be bound, or the TLS or token files are unusable.
@@ -101,6 +102,7 @@ class RunningServer:
             _LOGGER.warning("serving plain text on %s: pass --tls-cert and --tls-key to encrypt", config.host)
         self._executor = ThreadPoolExecutor(config.workers, thread_name_prefix="inference")
         self.registry = ModelRegistry(config, self._executor, self.metrics, on_change=self._health_changed)
+        self.metrics.track_queues(self.registry.queue_depths)
         self._server = grpc.aio.server(interceptors=interceptors, options=grpc_options(config))
         security.add_guarded_servicer(
             service_pb2_grpc.add_RecommenderServiceServicer_to_server,
@@ -113,13 +115,20 @@ class RunningServer:
             reflection.enable_server_reflection(names, self._server)
         self._health_changed()
         self.port = security.bind(self._server, config.address, credentials)
-        await self._server.start()
         if config.metrics_port:
             self.metrics.serve(config.host, config.metrics_port)
-        _LOGGER.info("serving %s on %s (backend %s)", SERVICE_NAME, self.target, config.backend)
+        _LOGGER.info("loading %s (backend %s) before serving on %s", config.repository, config.backend, self.target)
         await self.registry.start()
+        await self._server.start()
         serving = sorted(self.registry.ready_models())
-        _LOGGER.info("ready: %d of %d models serving %s", len(serving), len(self.registry.models()), serving)
+        _LOGGER.info(
+            "serving %s on %s: %d of %d models ready %s",
+            SERVICE_NAME,
+            self.target,
+            len(serving),
+            len(self.registry.models()),
+            serving,
+        )
 
     def _health_changed(self) -> None:
         if self.registry is not None:

@@ -54,6 +54,7 @@ class _Pending:
     rows: int
     future: asyncio.Future[np.ndarray]
     enqueued: float
+    taken: bool = False
 
 
 def join_inputs(parts: Sequence[Inputs]) -> Inputs:
@@ -129,7 +130,7 @@ class DynamicBatcher:
 
     @property
     def queued_rows(self) -> int:
-        """Rows waiting for a batch (including those of requests cancelled meanwhile)."""
+        """Rows waiting for a batch (cancelled requests' rows no longer count)."""
         return self._queued_rows
 
     async def submit(self, inputs: Inputs) -> np.ndarray:
@@ -157,10 +158,17 @@ class DynamicBatcher:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = self._loop.create_future()
-        self._queue.append(_Pending(inputs, rows, future, time.perf_counter()))
+        pending = _Pending(inputs, rows, future, time.perf_counter())
+        self._queue.append(pending)
         self._queued_rows += rows
         self._schedule()
-        return await future
+        try:
+            return await future
+        except asyncio.CancelledError:
+            if not pending.taken:  # still queued: free its room now; the flush drops the entry
+                self._queued_rows -= pending.rows
+                pending.rows = 0
+            raise
 
     def _schedule(self) -> None:
         """Arms the next flush: at once when a batch is full or due, else at the oldest row's deadline."""
@@ -202,11 +210,13 @@ class DynamicBatcher:
             if item.future.done():  # cancelled while waiting: its rows are never computed
                 queue.popleft()
                 self._queued_rows -= item.rows
+                item.rows = 0  # counted out once, here or in submit(), whichever sees it first
                 continue
             if batch and rows + item.rows > self._max_batch:
                 break
             queue.popleft()
             self._queued_rows -= item.rows
+            item.taken = True
             batch.append(item)
             rows += item.rows
             if rows >= self._max_batch:

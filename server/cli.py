@@ -75,6 +75,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
         f"Every flag can also be set by the environment variable {ENV_PREFIX}<FLAG> (e.g. {ENV_PREFIX}PORT).",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
+    where = parser.add_mutually_exclusive_group()
     for field in dataclasses.fields(ServerConfig):
         if field.name in _ENV_ONLY:
             continue
@@ -86,7 +87,7 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
                 default = kind(env_value)
             except (ValueError, argparse.ArgumentTypeError) as error:
                 raise ConfigError(f"{_env_name(field.name)}={env_value!r}: {error}") from None
-        parser.add_argument(
+        (where if field.name == "host" else parser).add_argument(
             "--" + field.name.replace("_", "-"),
             type=kind,
             default=None if default is dataclasses.MISSING else default,
@@ -95,6 +96,13 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
             metavar="BOOL" if kind is _parse_bool else None,
             help=f"{_HELP[field.name]} [env {_env_name(field.name)}]",
         )
+    where.add_argument(
+        "--listen-all-interfaces",
+        action="store_true",
+        default=_parse_bool(environ.get(ENV_PREFIX + "LISTEN_ALL_INTERFACES", "false")),
+        help=f"bind 0.0.0.0 instead of --host, to accept other machines (use TLS and tokens there) "
+        f"[env {ENV_PREFIX}LISTEN_ALL_INTERFACES]",
+    )
     parser.add_argument(
         "--log-level",
         default=environ.get(ENV_PREFIX + "LOG_LEVEL", "INFO"),
@@ -116,6 +124,8 @@ def parse_config(
     environ = os.environ if environ is None else environ
     args = vars(build_parser(environ).parse_args(argv))
     log_level = args.pop("log_level")
+    if args.pop("listen_all_interfaces"):
+        args["host"] = "0.0.0.0"
     tokens = environ.get(ENV_PREFIX + "AUTH_TOKENS")
     if tokens is not None:
         try:

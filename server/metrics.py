@@ -8,10 +8,11 @@ lookups and two lock-protected additions.
 from __future__ import annotations
 
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import grpc
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, start_http_server
+from prometheus_client.core import GaugeMetricFamily, Metric
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -33,6 +34,32 @@ class _SignatureObserver:
         self._inference.observe(inference_s)
         for wait in queue_waits_s:
             self._queue.observe(wait)
+
+
+QueueSource = Callable[[], Iterable[tuple[str, str, int]]]
+
+
+class _QueueDepth:
+    """``recsys_queue_rows{model,signature}``, read from the batchers when scraped (costs no call anything)."""
+
+    def __init__(self, source: QueueSource) -> None:
+        self._source = source
+
+    def _family(self) -> GaugeMetricFamily:
+        return GaugeMetricFamily(
+            "recsys_queue_rows",
+            "Rows waiting in the batching queue, by model and signature.",
+            labels=["model", "signature"],
+        )
+
+    def describe(self) -> Iterator[Metric]:
+        yield self._family()
+
+    def collect(self) -> Iterator[Metric]:
+        family = self._family()
+        for model, signature, rows in self._source():
+            family.add_metric([model, signature], rows)
+        yield family
 
 
 class Metrics:
@@ -96,6 +123,10 @@ class Metrics:
     def batch_observer(self, model: str, signature: str) -> _SignatureObserver:
         """A receiver of batch statistics for one model signature (see ``BatchObserver``)."""
         return _SignatureObserver(self, model, signature)
+
+    def track_queues(self, source: QueueSource) -> None:
+        """Exports ``recsys_queue_rows`` from ``source()``: ``(model, signature, rows)`` per batcher."""
+        self.registry.register(_QueueDepth(source))
 
     def value(self, name: str, **labels: str) -> float:
         """A sample's current value (0 when it was never recorded), for tests and the CLI.

@@ -295,6 +295,14 @@ class ModelRegistry:
             for name, versions in sorted(self._records.items())
         }
 
+    def queue_depths(self) -> list[tuple[str, str, int]]:
+        """Rows waiting per (model, signature), summed over the served versions (for the metrics)."""
+        depths: dict[tuple[str, str], int] = {}
+        for (name, _), model in list(self._by_version.items()):
+            for signature, batcher in model.batchers.items():
+                depths[(name, signature)] = depths.get((name, signature), 0) + batcher.queued_rows
+        return [(name, signature, rows) for (name, signature), rows in sorted(depths.items())]
+
     def ready_models(self) -> set[str]:
         """Names of models with at least one version serving."""
         return set(self._default)

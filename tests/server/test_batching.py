@@ -147,6 +147,37 @@ async def test_cancelled_request_rows_are_not_computed(executor):
     kept = [asyncio.ensure_future(batcher.submit(rows(i))) for i in (1, 2, 3)]
     await asyncio.wait_for(asyncio.gather(*kept), timeout=2.0)
     assert [c.tolist() for c in recorder.calls] == [[1, 2, 3]]
+    assert batcher.queued_rows == 0
+    await batcher.close()
+
+
+async def test_cancellation_seen_by_a_flush_first_is_counted_out_once(executor):
+    recorder = Recorder()
+    batcher = make(recorder, executor, max_batch_size=2, max_queue_delay_us=5_000_000)
+    doomed = asyncio.ensure_future(batcher.submit(rows(1)))
+    await asyncio.sleep(0)
+    kept = asyncio.ensure_future(batcher.submit(rows(2, 3)))
+    await asyncio.sleep(0)  # kept is queued: the batch is full, a flush is scheduled
+    doomed.cancel()  # its future is cancelled now, but the task unwinds only after that flush
+    await asyncio.wait_for(kept, timeout=2.0)
+    await asyncio.gather(doomed, return_exceptions=True)
+    assert batcher.queued_rows == 0
+    assert [c.tolist() for c in recorder.calls] == [[2, 3]]
+    await batcher.close()
+
+
+async def test_cancelled_request_frees_its_queue_room_at_once(executor):
+    recorder = Recorder()
+    batcher = make(recorder, executor, max_batch_size=8, max_queue_delay_us=5_000_000, max_queue_rows=8)
+    doomed = asyncio.ensure_future(batcher.submit(rows(*range(6))))
+    await asyncio.sleep(0)
+    assert batcher.queued_rows == 6
+    doomed.cancel()
+    await asyncio.sleep(0)
+    assert batcher.queued_rows == 0
+    kept = asyncio.ensure_future(batcher.submit(rows(*range(8))))  # would not fit beside the cancelled rows
+    await asyncio.wait_for(kept, timeout=2.0)
+    assert [len(c) for c in recorder.calls] == [8]
     await batcher.close()
 
 

@@ -88,6 +88,7 @@ async def test_concurrent_calls_form_batches_and_metrics_are_exported(tiny_repos
     )
     assert 'recsys_requests_total{code="OK",method="Predict",model="mf"} 64.0' in body
     assert "recsys_request_latency_seconds_bucket" in body and "recsys_models_loaded 4.0" in body
+    assert 'recsys_queue_rows{model="mf",signature="predict"} 0.0' in body
 
 
 async def test_failed_calls_are_counted_by_status_code(tiny_repository, start_server):
