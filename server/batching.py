@@ -90,6 +90,9 @@ def join_inputs(parts: Sequence[Inputs]) -> Inputs:
 class DynamicBatcher:
     """Joins concurrent requests for one signature into runtime calls.
 
+    The delay is a maximum: when requests arrive further apart on average than the delay (a
+    moving average of the gaps), waiting would only add latency, so a lone row goes at once.
+
     Callback-driven rather than a consumer task: a request arms a timer for its batch's deadline
     (or a flush on the next loop iteration when the batch is full or there is no delay), the flush
     hands the batch to the thread pool, and the pool's completion callback splits the output and
@@ -127,6 +130,8 @@ class DynamicBatcher:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._timer: asyncio.Handle | None = None
         self._closed = False
+        self._last_arrival = 0.0
+        self._arrival_gap = 0.0  # moving average of the time between requests, capped at 4 delays
 
     @property
     def queued_rows(self) -> int:
@@ -158,7 +163,11 @@ class DynamicBatcher:
         if self._loop is None:
             self._loop = asyncio.get_running_loop()
         future: asyncio.Future[np.ndarray] = self._loop.create_future()
-        pending = _Pending(inputs, rows, future, time.perf_counter())
+        now = time.perf_counter()
+        gap = min(now - self._last_arrival, 4 * self._delay_s)
+        self._arrival_gap = 0.8 * self._arrival_gap + 0.2 * gap
+        self._last_arrival = now
+        pending = _Pending(inputs, rows, future, now)
         self._queue.append(pending)
         self._queued_rows += rows
         self._schedule()
@@ -175,7 +184,7 @@ class DynamicBatcher:
         if not self._queue or self._in_flight >= self.settings.batches_in_flight:
             return  # the running batch's completion schedules the next one
         wait = 0.0
-        if self._delay_s and self._queued_rows < self._max_batch:
+        if self._delay_s and self._queued_rows < self._max_batch and self._arrival_gap < self._delay_s:
             wait = self._queue[0].enqueued + self._delay_s - time.perf_counter()
         if self._timer is not None:
             if wait > 0:

@@ -201,3 +201,16 @@ def test_join_pads_histories_of_different_lengths():
     np.testing.assert_array_equal(items, [[1, 2, 3], [4, 0, 0], [5, 0, 0]])
     np.testing.assert_array_equal(lengths, [3, 1, 1])
     assert join_inputs([a]) is a
+
+
+async def test_sparse_requests_do_not_wait_for_a_batch_that_will_not_come(executor):
+    recorder = Recorder()
+    batcher = make(recorder, executor, max_batch_size=8, max_queue_delay_us=100_000)
+    started = asyncio.get_running_loop().time()
+    for value in range(12):  # one request per 0.15 s: more than the 0.1 s delay apart
+        await asyncio.sleep(0.15)
+        await asyncio.wait_for(batcher.submit(rows(value)), timeout=2.0)
+    waited = asyncio.get_running_loop().time() - started - 12 * 0.15
+    assert waited < 0.6, f"sparse requests waited {waited:.2f} s in all for batches of one"
+    assert [len(c) for c in recorder.calls] == [1] * 12
+    await batcher.close()
