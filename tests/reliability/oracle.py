@@ -111,17 +111,23 @@ def _refuse(code: grpc.StatusCode, why: str) -> Expectation:
     return Expectation(frozenset({code}), why)
 
 
+def _target(request: Message, served: Served) -> ModelFacts | Expectation:
+    """The version a request names, or the refusal it earns before any of its fields is looked at."""
+    if request.ByteSize() > served.max_message_bytes:
+        return _refuse(TOO_BIG, "request larger than max_message_bytes")
+    facts = served.resolve(request.model)
+    return _refuse(NOT_FOUND, "unknown model or version") if facts is None else facts
+
+
 def _known_user(facts: ModelFacts, user: str) -> bool:
     return user in facts.seen and (not facts.sequential or bool(facts.seen[user]))
 
 
 def expect_predict(request: service_pb2.PredictRequest, served: Served) -> Expectation:
     """What Predict must answer."""
-    if request.ByteSize() > served.max_message_bytes:
-        return _refuse(TOO_BIG, "request larger than max_message_bytes")
-    facts = served.resolve(request.model)
-    if facts is None:
-        return _refuse(NOT_FOUND, "unknown model or version")
+    facts = _target(request, served)
+    if isinstance(facts, Expectation):
+        return facts
     users, items = list(request.user_ids), list(request.item_ids)
     known_items = set(facts.item_ids)
     if len(users) != len(items):
@@ -185,11 +191,9 @@ def _recommend_problem(request: service_pb2.RecommendRequest, facts: ModelFacts,
 
 def expect_recommend(request: service_pb2.RecommendRequest, served: Served) -> Expectation:
     """What Recommend must answer."""
-    if request.ByteSize() > served.max_message_bytes:
-        return _refuse(TOO_BIG, "request larger than max_message_bytes")
-    facts = served.resolve(request.model)
-    if facts is None:
-        return _refuse(NOT_FOUND, "unknown model or version")
+    facts = _target(request, served)
+    if isinstance(facts, Expectation):
+        return facts
     problem = _recommend_problem(request, facts, served)
     if problem:
         return _refuse(INVALID, problem)

@@ -71,7 +71,7 @@ def test_guard_leaves_unwrappable_handlers_alone() -> None:
     assert security.guard_undecodable(stream_handler, PREDICT) is stream_handler
 
 
-@settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
 @given(payloads=st.lists(st.binary(max_size=256), min_size=20, max_size=20))
 async def test_random_bytes_never_get_unknown_or_internal(payloads: list[bytes]) -> None:
     # One server per example, 20 raw calls each: every answer is OK (the bytes happened to decode)
