@@ -328,7 +328,12 @@ class BearerTokenInterceptor(grpc.aio.ServerInterceptor):
     """
 
     def __init__(self, tokens: Iterable[str], *, allow_unauthenticated_health: bool = False) -> None:
-        self._digests = tuple(_digest(token.encode("ascii")) for token in sorted(set(tokens)))
+        tokens = sorted(set(tokens))
+        if any(not _TOKEN_RE.fullmatch(token) for token in tokens):
+            raise SecurityConfigError(
+                f"a configured token holds characters other than A-Z a-z 0-9 - . _ ~ + / =: {_TOKEN_HINT}"
+            )
+        self._digests = tuple(_digest(token.encode("ascii")) for token in tokens)
         if not self._digests:
             raise SecurityConfigError(
                 "token authentication needs at least one token: give --auth-token-file or $RECSYS_AUTH_TOKENS"

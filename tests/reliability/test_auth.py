@@ -167,4 +167,7 @@ def test_tokens_from_file_and_environment_value_are_united(tmp_path: Path) -> No
 def test_interceptor_needs_a_token() -> None:
     with pytest.raises(security.SecurityConfigError, match="at least one token"):
         security.BearerTokenInterceptor([])
+    with pytest.raises(security.SecurityConfigError, match="characters other than") as caught:
+        security.BearerTokenInterceptor(["good", "tökén with space"])
+    assert "tökén" not in str(caught.value)
     assert security.interceptors(()) == []
