@@ -100,6 +100,12 @@ class RunningServer:
         interceptors = _auth_interceptors(config) + self._interceptors
         if credentials is None and not security.is_loopback(config.host):
             _LOGGER.warning("serving plain text on %s: pass --tls-cert and --tls-key to encrypt", config.host)
+        if not config.authenticated and not security.is_loopback(config.host):
+            _LOGGER.warning(
+                "no authentication on %s: anyone who reaches it can call every model; "
+                "set --auth-token-file or RECSYS_AUTH_TOKENS",
+                config.host,
+            )
         self._executor = ThreadPoolExecutor(config.workers, thread_name_prefix="inference")
         self.registry = ModelRegistry(config, self._executor, self.metrics, on_change=self._health_changed)
         self.metrics.track_queues(self.registry.queue_depths)
