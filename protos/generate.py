@@ -58,15 +58,23 @@ def generate(out_dir: Path) -> list[Path]:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """Regenerates the stubs, or with ``--check`` only reports staleness; returns the exit code."""
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     parser.add_argument("--check", action="store_true", help="only report whether the checked-in stubs are stale")
     args = parser.parse_args(argv)
     with tempfile.TemporaryDirectory() as tmp:
         written = generate(Path(tmp))
-        stale = [p for p in written if not (PROTO_ROOT / p).exists() or not filecmp.cmp(Path(tmp) / p, PROTO_ROOT / p, shallow=False)]
+        stale = [
+            p
+            for p in written
+            if not (PROTO_ROOT / p).exists() or not filecmp.cmp(Path(tmp) / p, PROTO_ROOT / p, shallow=False)
+        ]
         if args.check:
             if stale:
-                print(f"stale generated stubs: {', '.join(map(str, stale))}; run: python -m protos.generate", file=sys.stderr)
+                print(
+                    f"stale generated stubs: {', '.join(map(str, stale))}; run: python -m protos.generate",
+                    file=sys.stderr,
+                )
                 return 1
             print(f"generated stubs are up to date ({len(written)} files)")
             return 0
