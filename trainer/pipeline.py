@@ -71,8 +71,9 @@ def train_and_evaluate(
 ) -> TrainedModel:
     """Carve validation from ``split.train``, fit, then evaluate on ``split.test`` with the full training data.
 
-    The model is fitted on training minus validation. For the test metrics the LSTM reads, and the GCN
-    propagates over, the whole training side (never the test side).
+    The model is fitted on training minus validation (then, with ``config.refit``, refitted on the whole
+    training side for the best epoch count). For the test metrics the LSTM reads, and the GCN propagates
+    over, the whole training side (never the test side).
 
     Args:
         architecture: ``mf``, ``dense``, ``lstm`` or ``gcn``.
@@ -92,8 +93,13 @@ def train_and_evaluate(
     started = time.perf_counter()
     torch.manual_seed(seed)  # the initialisation, so a run is reproducible from its seed
     # The mean of the whole training side, as the checkpoint's histories hold it.
-    model = build_for(architecture, fit_data, {"global_mean": split.train.global_mean(), **(overrides or {})})
+    hparams = {"global_mean": split.train.global_mean(), **(overrides or {})}
+    model = build_for(architecture, fit_data, hparams)
     result = fit(model, fit_data, valid, config)
+    if config.refit:
+        torch.manual_seed(seed)
+        model = build_for(architecture, split.train, hparams)
+        fit(model, split.train, None, dataclasses.replace(config, epochs=max(result.best_epoch, 1)))
     seconds = time.perf_counter() - started
     if architecture == "gcn":
         full = split.train.histories()

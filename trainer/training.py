@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import logging
 import math
 import time
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -15,7 +13,7 @@ import torch
 from tqdm.auto import tqdm
 
 from trainer.batching import HistoryBatches, PairBatches
-from trainer.data.interactions import Interactions
+from trainer.data.interactions import Histories, Interactions
 from trainer.evaluation import rating_errors
 from trainer.inputs import predict_pairs
 from trainer.models import RatingModel
@@ -36,8 +34,8 @@ class TrainConfig:
         patience: epochs without a better validation RMSE before stopping; the best epoch's weights are kept.
         lr_decay: multiply the learning rate by this after every epoch (1 = constant).
         target_fraction: LSTM only: share of each history held out as targets per epoch.
-        ema_decay: if set, validate and keep an exponential moving average of the weights (Polyak
-            averaging, as GC-MC does) instead of the raw weights; smooths the noise of heavy dropout.
+        refit: after early stopping, train a fresh model on all training ratings (validation included) for
+            the best epoch count and keep that one: the final model sees every training rating.
         max_seconds: stop after this much wall time (None = no limit); the best weights so far are kept.
         seed: seeds the initialisation, the shuffling and dropout.
         progress: show a tqdm bar with loss and validation RMSE.
@@ -52,7 +50,7 @@ class TrainConfig:
     patience: int = 3
     lr_decay: float = 1.0
     target_fraction: float = 0.2
-    ema_decay: float | None = None
+    refit: bool = False
     max_seconds: float | None = None
     seed: int = 0
     progress: bool = True
@@ -61,8 +59,6 @@ class TrainConfig:
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
             raise ValueError("epochs, batch_size and patience must be positive")
-        if self.ema_decay is not None and not 0.0 < self.ema_decay < 1.0:
-            raise ValueError(f"ema_decay must be in (0, 1), got {self.ema_decay}")
         if self.learning_rate <= 0 or self.weight_decay < 0 or self.l2 < 0 or not 0 < self.lr_decay <= 1:
             raise ValueError("need learning_rate > 0, weight_decay >= 0, l2 >= 0 and 0 < lr_decay <= 1")
 
@@ -88,8 +84,10 @@ class FitResult:
     val_rmses: list[float] = field(default_factory=list)
 
 
-def fit(model: RatingModel, train: Interactions, valid: Interactions, config: TrainConfig) -> FitResult:
+def fit(model: RatingModel, train: Interactions, valid: Interactions | None, config: TrainConfig) -> FitResult:
     """Fit ``model`` on ``train``, stopping early on ``valid`` RMSE; leaves the best weights loaded.
+
+    Without ``valid`` it runs exactly ``config.epochs`` epochs and keeps the last weights (a refit).
 
     The LSTM reads context histories built from ``train`` only and is validated on histories of
     ``train``; the GCN must already hold the graph of ``train``.
@@ -97,7 +95,7 @@ def fit(model: RatingModel, train: Interactions, valid: Interactions, config: Tr
     Args:
         model: a freshly built model.
         train: ratings to fit.
-        valid: held-out ratings from the training data, for early stopping (never the test split).
+        valid: held-out ratings from the training data, for early stopping (never the test split), or None.
         config: optimisation settings.
 
     Returns:
@@ -107,20 +105,19 @@ def fit(model: RatingModel, train: Interactions, valid: Interactions, config: Tr
         FloatingPointError: the loss became NaN or infinite (lower the learning rate).
         ValueError: empty training or validation data.
     """
-    if not len(train) or not len(valid):
-        raise ValueError(f"need training and validation ratings, got {len(train)} and {len(valid)}")
+    if not len(train) or (valid is not None and not len(valid)):
+        raise ValueError(f"need training and validation ratings, got {len(train)} and {len(valid or ())}")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     batches = _batches(model, train, config)
     optimizer = _optimizer(model, config)
-    average = ParameterAverage(model, config.ema_decay) if config.ema_decay else None
     histories = train.histories()
     best_state, best_rmse, best_epoch = copy.deepcopy(model.state_dict()), math.inf, 0
     result = FitResult(0, math.inf, 0, 0.0)
     started = time.perf_counter()
     bar = tqdm(
         total=config.epochs,
-        desc=f"train {model.architecture}",
+        desc=f"{'train' if valid is not None else 'refit'} {model.architecture}",
         unit="epoch",
         disable=not config.progress,
         position=config.progress_position,
@@ -128,20 +125,20 @@ def fit(model: RatingModel, train: Interactions, valid: Interactions, config: Tr
     )
     try:
         for epoch in range(1, config.epochs + 1):
-            loss = _train_epoch(model, batches, optimizer, config, rng, average)
+            loss = _train_epoch(model, batches, optimizer, config, rng)
             model.eval()
-            with average.applied(model) if average else contextlib.nullcontext():
-                val_pred = predict_pairs(model, valid.users, valid.items, histories)
-                val_rmse = rating_errors(val_pred, valid.ratings, valid.rating_scale)["rmse"]
-                if val_rmse < best_rmse:
-                    best_state, best_rmse, best_epoch = copy.deepcopy(model.state_dict()), val_rmse, epoch
+            val_rmse = _validate(model, valid, histories) if valid is not None else math.nan
+            if val_rmse < best_rmse:
+                best_state, best_rmse, best_epoch = copy.deepcopy(model.state_dict()), val_rmse, epoch
+            if valid is None:
+                best_epoch = epoch  # a refit keeps its last weights
             result.losses.append(loss)
             result.val_rmses.append(val_rmse)
             result.epochs_run = epoch
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}", val_rmse=f"{val_rmse:.4f}", best=f"{best_rmse:.4f}@{best_epoch}")
             _LOGGER.debug("%s epoch %d loss %.4f val_rmse %.4f", model.architecture, epoch, loss, val_rmse)
-            if epoch - best_epoch >= config.patience:
+            if valid is not None and epoch - best_epoch >= config.patience:
                 break
             if config.max_seconds is not None and time.perf_counter() - started > config.max_seconds:
                 _LOGGER.info("%s: stopping after %.0f s (max_seconds)", model.architecture, config.max_seconds)
@@ -150,9 +147,10 @@ def fit(model: RatingModel, train: Interactions, valid: Interactions, config: Tr
                 group["lr"] *= config.lr_decay
     finally:
         bar.close()
-    model.load_state_dict(best_state)
+    if valid is not None:
+        model.load_state_dict(best_state)
     model.eval()
-    result.best_epoch, result.best_val_rmse = best_epoch, best_rmse
+    result.best_epoch, result.best_val_rmse = best_epoch, best_rmse if valid is not None else math.nan
     result.seconds = time.perf_counter() - started
     _LOGGER.info(
         "%s: best validation RMSE %.4f at epoch %d of %d (%.1f s)",
@@ -165,37 +163,9 @@ def fit(model: RatingModel, train: Interactions, valid: Interactions, config: Tr
     return result
 
 
-class ParameterAverage:
-    """Exponential moving average of a model's parameters (Polyak averaging).
-
-    Args:
-        model: the model being trained.
-        decay: weight of the old average per step (e.g. 0.995).
-    """
-
-    def __init__(self, model: torch.nn.Module, decay: float) -> None:
-        self.decay = decay
-        self.shadow = {name: param.detach().clone() for name, param in model.named_parameters()}
-
-    @torch.no_grad()
-    def update(self, model: torch.nn.Module) -> None:
-        """Move the average toward the current parameters."""
-        for name, param in model.named_parameters():
-            self.shadow[name].lerp_(param.detach(), 1.0 - self.decay)
-
-    @contextlib.contextmanager
-    def applied(self, model: torch.nn.Module) -> Iterator[None]:
-        """Temporarily load the averaged parameters into ``model``; the raw ones come back on exit."""
-        saved = {name: param.detach().clone() for name, param in model.named_parameters()}
-        with torch.no_grad():
-            for name, param in model.named_parameters():
-                param.copy_(self.shadow[name])
-        try:
-            yield
-        finally:
-            with torch.no_grad():
-                for name, param in model.named_parameters():
-                    param.copy_(saved[name])
+def _validate(model: RatingModel, valid: Interactions, histories: Histories) -> float:
+    predicted = predict_pairs(model, valid.users, valid.items, histories)
+    return rating_errors(predicted, valid.ratings, valid.rating_scale)["rmse"]
 
 
 def _batches(model: RatingModel, train: Interactions, config: TrainConfig) -> PairBatches | HistoryBatches:
@@ -226,7 +196,6 @@ def _train_epoch(
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
     rng: np.random.Generator,
-    average: ParameterAverage | None,
 ) -> float:
     model.train()
     total, count = 0.0, 0
@@ -244,8 +213,6 @@ def _train_epoch(
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-        if average is not None:
-            average.update(model)
         total += float(mse.detach()) * len(target)
         count += len(target)
     return total / max(count, 1)

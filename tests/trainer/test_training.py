@@ -82,3 +82,15 @@ def test_defaults_exist_for_every_architecture() -> None:
     assert set(TRAIN_DEFAULTS) == set(ARCHITECTURES)
     with pytest.raises(ValueError, match="learning_rate"):
         TrainConfig(learning_rate=0.0)
+
+
+def test_refit_trains_on_every_training_rating_for_the_best_epoch_count(tiny_split: Split) -> None:
+    config = TrainConfig(epochs=6, batch_size=256, patience=6, progress=False, refit=True)
+    trained = train_and_evaluate("mf", tiny_split, overrides={"dim": 8}, config=config)
+    plain = train_and_evaluate("mf", tiny_split, overrides={"dim": 8}, config=dataclasses.replace(config, refit=False))
+    assert trained.fit.best_epoch == plain.fit.best_epoch
+    assert trained.metrics["rmse"] != plain.metrics["rmse"]  # a different model: it saw the validation ratings
+    fit_data, _ = validation_split(tiny_split.train, 0.1)
+    model = build_for("mf", fit_data, {"dim": 8})
+    result = fit(model, tiny_split.train, None, dataclasses.replace(config, epochs=3))
+    assert result.epochs_run == result.best_epoch == 3 and np.isnan(result.best_val_rmse)

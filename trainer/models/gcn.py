@@ -44,6 +44,8 @@ class GraphRecommender(RatingModel):
         rating_min: lowest rating in stars; levels are ``rating_min, rating_min + 1, ..., rating_max``.
         rating_max: highest rating in stars.
         init_scale: multiplies the Glorot initialisation of the level tables.
+        normalization: ``symmetric`` (``D^-1/2 A D^-1/2``) or ``left`` (``D^-1 A``, neighbour means).
+        mse_weight: weight of a squared-error term on the expected rating added to the cross-entropy.
         history_offsets: int64 [num_users + 1] CSR offsets of the training graph (not a hyper-parameter).
         history_items: int64 [n] item of each training rating.
         history_ratings: float32 [n] rating of each training rating, in stars (picks the edge's level).
@@ -66,6 +68,8 @@ class GraphRecommender(RatingModel):
         rating_min: float = 1.0,
         rating_max: float = 5.0,
         init_scale: float = 1.0,
+        normalization: str = "left",
+        mse_weight: float = 10.0,
         *,
         history_offsets: np.ndarray | torch.Tensor | None = None,
         history_items: np.ndarray | torch.Tensor | None = None,
@@ -88,9 +92,12 @@ class GraphRecommender(RatingModel):
             rating_min=float(rating_min),
             rating_max=float(rating_max),
             init_scale=float(init_scale),
+            normalization=normalization,
+            mse_weight=float(mse_weight),
         )
         self.num_users, self.num_items, self.levels = num_users, num_items, levels
-        self.dropout, self.init_scale = float(dropout), float(init_scale)
+        self.dropout, self.init_scale, self.normalization = float(dropout), float(init_scale), normalization
+        self.mse_weight = float(mse_weight)
         per_level = hidden_dim // levels
         self.level_tables = nn.Parameter(torch.empty(levels, num_users + num_items, per_level))
         self.conv = LGConv(normalize=False)
@@ -150,7 +157,7 @@ class GraphRecommender(RatingModel):
             raise ValueError(f"history_ratings has {ratings.numel()} entries for {item.numel()} history items")
         level = self.rating_levels(ratings)
         self.adjacencies = [
-            normalized_adjacency(self.num_users, self.num_items, user, item, (level == r).float())
+            normalized_adjacency(self.num_users, self.num_items, user, item, (level == r).float(), self.normalization)
             for r in range(self.levels)
         ]
 
@@ -186,10 +193,11 @@ class GraphRecommender(RatingModel):
     def training_loss(
         self, inputs: tuple[torch.Tensor, ...], target: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
-        """GC-MC's cross-entropy over rating levels; also returns the MSE of the expected rating, for logs."""
+        """GC-MC's cross-entropy over rating levels (plus ``mse_weight`` x MSE); returns (loss, MSE)."""
         logits = self.level_logits(*inputs)
         expected = (torch.softmax(logits, dim=-1) * self.level_values).sum(dim=-1)
-        return F.cross_entropy(logits, self.rating_levels(target)), F.mse_loss(expected, target)
+        mse = F.mse_loss(expected, target)
+        return F.cross_entropy(logits, self.rating_levels(target)) + self.mse_weight * mse, mse
 
     @torch.no_grad()
     def predict(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:

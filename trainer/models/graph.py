@@ -31,14 +31,24 @@ def history_edges(
     return users, items
 
 
-def normalized_adjacency(
-    num_users: int, num_items: int, user: torch.Tensor, item: torch.Tensor, weight: torch.Tensor | None = None
-) -> torch.Tensor:
-    """Symmetrically normalised bipartite adjacency ``D^-1/2 A D^-1/2`` as a sparse CSR matrix.
+NORMALIZATIONS: tuple[str, ...] = ("symmetric", "left")
 
-    Nodes ``0..num_users-1`` are users and ``num_users..num_users+num_items-1`` items; each rating is an
-    undirected edge. Degrees count all edges of a node even when ``weight`` selects a subset (GC-MC's
-    per-rating-level graphs share one normalisation), and isolated nodes get zero rows.
+
+def normalized_adjacency(
+    num_users: int,
+    num_items: int,
+    user: torch.Tensor,
+    item: torch.Tensor,
+    weight: torch.Tensor | None = None,
+    normalization: str = "symmetric",
+) -> torch.Tensor:
+    """Normalised bipartite adjacency as a sparse CSR matrix.
+
+    ``symmetric`` is ``D^-1/2 A D^-1/2`` (Kipf & Welling); ``left`` is ``D^-1 A``, so a node receives the
+    mean of its neighbours' messages (GC-MC's left normalisation). Nodes ``0..num_users-1`` are users and
+    ``num_users..num_users+num_items-1`` items; each rating is an undirected edge. Degrees count all edges
+    of a node even when ``weight`` selects a subset (GC-MC's per-rating-level graphs share one
+    normalisation), and isolated nodes get zero rows.
 
     Args:
         num_users: number of user nodes.
@@ -46,16 +56,25 @@ def normalized_adjacency(
         user: int64 [n] user index of each edge.
         item: int64 [n] item index of each edge.
         weight: optional float32 [n] edge weights (e.g. 1 for one rating level, 0 elsewhere).
+        normalization: ``symmetric`` or ``left``.
 
     Returns:
         float32 sparse CSR tensor [num_users + num_items, num_users + num_items].
+
+    Raises:
+        ValueError: unknown normalisation.
     """
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
     num_nodes = num_users + num_items
     row = torch.cat([user, item + num_users])
     col = torch.cat([item + num_users, user])
     degree = torch.bincount(row, minlength=num_nodes).float()
-    inv_sqrt = degree.clamp(min=1).rsqrt() * (degree > 0)
-    value = inv_sqrt[row] * inv_sqrt[col]
+    if normalization == "left":
+        value = (1.0 / degree.clamp(min=1))[row]
+    else:
+        inv_sqrt = degree.clamp(min=1).rsqrt() * (degree > 0)
+        value = inv_sqrt[row] * inv_sqrt[col]
     if weight is not None:
         value = value * torch.cat([weight, weight]).float()
         keep = value != 0

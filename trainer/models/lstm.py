@@ -148,11 +148,11 @@ class LSTMRecommender(RatingModel):
     def __init__(
         self,
         num_items: int,
-        dim: int = 64,
-        hidden_dim: int = 128,
+        dim: int = 32,
+        hidden_dim: int = 64,
         num_layers: int = 1,
-        dropout: float = 0.2,
-        max_history_length: int = 200,
+        dropout: float = 0.3,
+        max_history_length: int = 100,
         global_mean: float = 3.5,
         rating_min: float = 1.0,
         rating_max: float = 5.0,
@@ -232,9 +232,17 @@ class LSTMRecommender(RatingModel):
         item: torch.Tensor,
         rows: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """Mean squared norm of the target items' factors and biases (the encoder uses weight decay)."""
-        del history_items, history_ratings, lengths, rows
-        return (self.item_factors.weight[item].pow(2).sum(dim=-1) + self.item_bias.weight[item, 0].pow(2)).mean()
+        """Mean squared norm of the rows a batch touches: target items' factors and biases, read history embeddings.
+
+        The LSTM and head weights are left to AdamW's weight decay.
+        """
+        del history_ratings, rows
+        targets = (self.item_factors.weight[item].pow(2).sum(dim=-1) + self.item_bias.weight[item, 0].pow(2)).mean()
+        read = history_items[torch.arange(history_items.size(1)).unsqueeze(0) < lengths.unsqueeze(1)]
+        if not read.numel():
+            return targets
+        inputs = self.encoder.item_in.weight[read].pow(2).sum(-1) + self.encoder.item_dev.weight[read].pow(2).sum(-1)
+        return targets + inputs.mean()
 
     def _check(self, history_items: torch.Tensor, lengths: torch.Tensor) -> None:
         check_index(history_items, self.num_items, "item")
