@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
@@ -58,7 +59,9 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--seed", type=int, default=0, help="seed for splits, initialisation and shuffling")
     parser.add_argument("--epochs", type=int, default=None, help="override every model's epoch budget")
     parser.add_argument("--max-seconds", type=float, default=None, help="wall-time cap per model")
-    parser.add_argument("--jobs", type=int, default=1, help="models trained at once, one process each")
+    parser.add_argument(
+        "--jobs", type=int, default=min(2, os.cpu_count() or 1), help="models trained at once, one process each"
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads per model process")
     parser.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level")

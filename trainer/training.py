@@ -136,7 +136,10 @@ def fit(model: RatingModel, train: Interactions, valid: Interactions | None, con
             result.val_rmses.append(val_rmse)
             result.epochs_run = epoch
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}", val_rmse=f"{val_rmse:.4f}", best=f"{best_rmse:.4f}@{best_epoch}")
+            if valid is None:
+                bar.set_postfix(loss=f"{loss:.4f}")
+            else:
+                bar.set_postfix(loss=f"{loss:.4f}", val_rmse=f"{val_rmse:.4f}", best=f"{best_rmse:.4f}@{best_epoch}")
             _LOGGER.debug("%s epoch %d loss %.4f val_rmse %.4f", model.architecture, epoch, loss, val_rmse)
             if valid is not None and epoch - best_epoch >= config.patience:
                 break
