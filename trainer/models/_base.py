@@ -56,6 +56,38 @@ class RatingModel(nn.Module):
         return {}
 
 
+class PairRatingModel(RatingModel):
+    """A model scored from (user index, item index) with factor and bias tables: MF and dense.
+
+    Subclasses set ``num_users`` and ``num_items`` and name their four tables in :meth:`_tables`; this
+    class supplies the clipped ``predict`` and the training penalty.
+    """
+
+    num_users: int
+    num_items: int
+
+    def _tables(self) -> tuple[nn.Embedding, nn.Embedding, nn.Embedding, nn.Embedding]:
+        """(user vectors, item vectors, user biases, item biases)."""
+        raise NotImplementedError
+
+    def penalty(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        """Mean squared norm of the vectors and biases a batch touches: frequency-weighted L2 (Koren, 2009)."""
+        users, items, user_bias, item_bias = self._tables()
+        return (
+            users.weight[user].pow(2).sum(dim=-1)
+            + items.weight[item].pow(2).sum(dim=-1)
+            + user_bias.weight[user, 0].pow(2)
+            + item_bias.weight[item, 0].pow(2)
+        ).mean()
+
+    @torch.no_grad()
+    def predict(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        """Predicted rating clipped to the rating scale: int64 [B], int64 [B] -> float32 [B]."""
+        check_index(user, self.num_users, "user")
+        check_index(item, self.num_items, "item")
+        return self.clip(self(user, item))
+
+
 def check_index(index: torch.Tensor, size: int, name: str) -> None:
     """Raise IndexError when an index tensor points outside an embedding table.
 

@@ -9,11 +9,11 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from trainer.models._base import RatingModel, check_index
+from trainer.models._base import PairRatingModel, check_index
 from trainer.models.serving import DenseServing
 
 
-class DenseRecommender(RatingModel):
+class DenseRecommender(PairRatingModel):
     """User and item embeddings concatenated into an MLP, plus global mean and biases.
 
     The MLP tower of NCF (He et al., 2017) regressing explicit ratings. The first layer is stored as
@@ -100,28 +100,15 @@ class DenseRecommender(RatingModel):
             hidden = F.dropout(torch.relu(layer(hidden)), self.dropout, self.training)
         return self.output(hidden).squeeze(-1)
 
+    def _tables(self) -> tuple[nn.Embedding, nn.Embedding, nn.Embedding, nn.Embedding]:
+        return self.user_embedding, self.item_embedding, self.user_bias, self.item_bias
+
     def forward(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
         """Raw predicted rating in stars: int64 [B], int64 [B] -> float32 [B] (unclipped, for training)."""
         p = F.dropout(self.user_embedding(user), self.dropout, self.training)
         q = F.dropout(self.item_embedding(item), self.dropout, self.training)
         hidden = torch.relu(self.user_in(p) + self.item_in(q))
         return self._tail(hidden) + self.global_mean + self.user_bias.weight[user, 0] + self.item_bias.weight[item, 0]
-
-    def penalty(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
-        """Mean squared norm of the embeddings and biases a batch touches (the layers use weight decay)."""
-        return (
-            self.user_embedding.weight[user].pow(2).sum(dim=-1)
-            + self.item_embedding.weight[item].pow(2).sum(dim=-1)
-            + self.user_bias.weight[user, 0].pow(2)
-            + self.item_bias.weight[item, 0].pow(2)
-        ).mean()
-
-    @torch.no_grad()
-    def predict(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
-        """Predicted rating clipped to the rating scale: int64 [B], int64 [B] -> float32 [B]."""
-        check_index(user, self.num_users, "user")
-        check_index(item, self.num_items, "item")
-        return self.clip(self(user, item))
 
     @torch.no_grad()
     def recommend(self, user: torch.Tensor) -> torch.Tensor:

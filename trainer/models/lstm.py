@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from trainer.models._base import RatingModel, check_index
+from trainer.models.serving import freeze
 
 
 class HistoryEncoder(nn.Module):
@@ -97,8 +98,7 @@ class LSTMServing(nn.Module):
         self.encoder = copy.deepcopy(encoder).eval()
         for param in self.encoder.parameters():
             param.requires_grad_(False)
-        self.register_buffer("item_factors", item_factors.detach().clone().float())
-        self.register_buffer("item_bias", item_bias.detach().clone().float().reshape(-1))
+        freeze(self, item_factors=item_factors, item_bias=item_bias)
         self.global_mean = float(global_mean)
         self.rating_min = float(rating_min)
         self.rating_max = float(rating_max)

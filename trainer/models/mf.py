@@ -8,11 +8,11 @@ from __future__ import annotations
 import torch
 from torch import nn
 
-from trainer.models._base import RatingModel, check_index
+from trainer.models._base import PairRatingModel, check_index
 from trainer.models.serving import BiasedDotServing
 
 
-class MatrixFactorization(RatingModel):
+class MatrixFactorization(PairRatingModel):
     """Predicts ``mean + b_u + b_i + <p_u, q_i>``, the biased MF of Koren et al. (2009).
 
     Args:
@@ -65,26 +65,13 @@ class MatrixFactorization(RatingModel):
         nn.init.zeros_(self.user_bias.weight)
         nn.init.zeros_(self.item_bias.weight)
 
+    def _tables(self) -> tuple[nn.Embedding, nn.Embedding, nn.Embedding, nn.Embedding]:
+        return self.user_factors, self.item_factors, self.user_bias, self.item_bias
+
     def forward(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
         """Raw predicted rating in stars: int64 [B], int64 [B] -> float32 [B] (unclipped, for training)."""
         dot = (self.user_factors.weight[user] * self.item_factors.weight[item]).sum(dim=-1)
         return self.global_mean + self.user_bias.weight[user, 0] + self.item_bias.weight[item, 0] + dot
-
-    def penalty(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
-        """Mean squared norm of the factors and biases a batch touches: frequency-weighted L2 (Koren, 2009)."""
-        return (
-            self.user_factors.weight[user].pow(2).sum(dim=-1)
-            + self.item_factors.weight[item].pow(2).sum(dim=-1)
-            + self.user_bias.weight[user, 0].pow(2)
-            + self.item_bias.weight[item, 0].pow(2)
-        ).mean()
-
-    @torch.no_grad()
-    def predict(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
-        """Predicted rating clipped to the rating scale: int64 [B], int64 [B] -> float32 [B]."""
-        check_index(user, self.num_users, "user")
-        check_index(item, self.num_items, "item")
-        return self.clip(self(user, item))
 
     @torch.no_grad()
     def recommend(self, user: torch.Tensor) -> torch.Tensor:

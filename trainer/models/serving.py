@@ -10,6 +10,12 @@ import torch
 from torch import nn
 
 
+def freeze(module: nn.Module, **tensors: torch.Tensor) -> None:
+    """Store detached float32 copies of ``tensors`` as buffers of ``module`` (exported with it, never trained)."""
+    for name, tensor in tensors.items():
+        module.register_buffer(name, tensor.detach().clone().float())
+
+
 class BiasedDotServing(nn.Module):
     """Frozen ``mean + b_u + b_i + <p_u, q_i>`` scorer, shared by MF and the GCN's frozen embeddings.
 
@@ -34,10 +40,7 @@ class BiasedDotServing(nn.Module):
         rating_max: float,
     ) -> None:
         super().__init__()
-        self.register_buffer("user_factors", user_factors.detach().clone().float())
-        self.register_buffer("item_factors", item_factors.detach().clone().float())
-        self.register_buffer("user_bias", user_bias.detach().clone().float().reshape(-1))
-        self.register_buffer("item_bias", item_bias.detach().clone().float().reshape(-1))
+        freeze(self, user_factors=user_factors, item_factors=item_factors, user_bias=user_bias, item_bias=item_bias)
         self.global_mean = float(global_mean)
         self.rating_min = float(rating_min)
         self.rating_max = float(rating_max)
@@ -84,10 +87,7 @@ class DenseServing(nn.Module):
         rating_max: float,
     ) -> None:
         super().__init__()
-        self.register_buffer("user_proj", user_proj.detach().clone().float())
-        self.register_buffer("item_proj", item_proj.detach().clone().float())
-        self.register_buffer("user_bias", user_bias.detach().clone().float().reshape(-1))
-        self.register_buffer("item_bias", item_bias.detach().clone().float().reshape(-1))
+        freeze(self, user_proj=user_proj, item_proj=item_proj, user_bias=user_bias, item_bias=item_bias)
         self.tail = tail
         for param in self.tail.parameters():
             param.requires_grad_(False)
@@ -138,12 +138,15 @@ class BilinearLevelServing(nn.Module):
         rating_max: float,
     ) -> None:
         super().__init__()
-        self.register_buffer("user_embeddings", user_embeddings.detach().clone().float())
-        self.register_buffer("item_embeddings", item_embeddings.detach().clone().float())
-        self.register_buffer("basis", basis.detach().clone().float())
-        self.register_buffer("basis_weights", basis_weights.detach().clone().float())
-        self.register_buffer("level_bias", level_bias.detach().clone().float())
-        self.register_buffer("level_values", level_values.detach().clone().float())
+        freeze(
+            self,
+            user_embeddings=user_embeddings,
+            item_embeddings=item_embeddings,
+            basis=basis,
+            basis_weights=basis_weights,
+            level_bias=level_bias,
+            level_values=level_values,
+        )
         self.rating_min = float(rating_min)
         self.rating_max = float(rating_max)
 
