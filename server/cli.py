@@ -37,6 +37,10 @@ _HELP = {
     "workers": "threads running inference",
     "batches_in_flight": "batches of one model signature running at the same time",
     "intra_op_threads": "threads one runtime call may use; 0 lets the runtime decide",
+    "inline_max_us": "batches that took less than this (microseconds) run on the event loop, skipping the "
+    "thread hand-off; 0 always uses the worker threads",
+    "max_batch_cells": "most users x catalogue items scored in one Recommend runtime call; larger requests "
+    "run in chunks",
     "reflection": "offer gRPC server reflection (for grpcurl-style tools)",
     "tls_cert": "PEM certificate chain to serve TLS with (with --tls-key); plain text without",
     "tls_key": "PEM private key of --tls-cert, unencrypted",

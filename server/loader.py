@@ -23,6 +23,8 @@ def batching_settings(config: ServerConfig) -> BatchingSettings:
         max_queue_delay_us=config.max_queue_delay_us,
         max_queue_rows=config.max_queue_rows,
         batches_in_flight=config.batches_in_flight,
+        inline_max_us=config.inline_max_us,
+        max_batch_cells=config.max_batch_cells,
     )
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -14,10 +15,12 @@ from server.errors import ModelNotReady, QueueFull
 
 
 class Recorder:
-    """A fake runtime: doubles its input, records the rows of every call, can be held or fail."""
+    """A fake runtime: doubles its input, records the rows and thread of every call, can be held or fail."""
 
-    def __init__(self, fail: Exception | None = None, rows_out: int | None = None) -> None:
+    def __init__(self, fail: Exception | None = None, rows_out: int | None = None, seconds: float = 0.0) -> None:
         self.calls: list[np.ndarray] = []
+        self.threads: list[int] = []
+        self.seconds = seconds
         self.release = threading.Event()
         self.release.set()
         self.fail = fail
@@ -25,7 +28,10 @@ class Recorder:
 
     def __call__(self, inputs: tuple[np.ndarray, ...]) -> np.ndarray:
         self.release.wait(10)
+        self.threads.append(threading.get_ident())
         self.calls.append(inputs[0].copy())
+        if self.seconds:
+            time.sleep(self.seconds)
         if self.fail is not None:
             raise self.fail
         out = inputs[0].astype(np.float32) * 2
@@ -39,8 +45,10 @@ def executor():
     pool.shutdown(wait=True)
 
 
-def make(recorder: Recorder, executor: ThreadPoolExecutor, **settings: int) -> DynamicBatcher:
-    return DynamicBatcher(recorder, BatchingSettings(**settings), executor, name="'m' v1 predict")
+def make(recorder: Recorder, executor: ThreadPoolExecutor, row_cost: int = 1, **settings: int) -> DynamicBatcher:
+    """A batcher over ``recorder``; every run goes to the pool unless ``inline_max_us`` is given."""
+    settings.setdefault("inline_max_us", 0)
+    return DynamicBatcher(recorder, BatchingSettings(**settings), executor, name="'m' v1 predict", row_cost=row_cost)
 
 
 def rows(*values: int) -> tuple[np.ndarray]:
@@ -213,4 +221,67 @@ async def test_sparse_requests_do_not_wait_for_a_batch_that_will_not_come(execut
     waited = asyncio.get_running_loop().time() - started - 12 * 0.15
     assert waited < 0.6, f"sparse requests waited {waited:.2f} s in all for batches of one"
     assert [len(c) for c in recorder.calls] == [1] * 12
+    await batcher.close()
+
+
+async def test_cheap_batches_run_on_the_event_loop_once_measured(executor):
+    recorder = Recorder()
+    batcher = make(recorder, executor, max_batch_size=8, max_queue_delay_us=0, inline_max_us=50_000)
+    for value in range(3):
+        np.testing.assert_array_equal(await asyncio.wait_for(batcher.submit(rows(value)), 2.0), [2 * value])
+    loop_thread = threading.get_ident()
+    assert recorder.threads[0] != loop_thread, "a batch of a never-measured size ran on the event loop"
+    assert recorder.threads[1:] == [loop_thread, loop_thread], "cheap measured batches still went to the pool"
+    await asyncio.wait_for(batcher.submit(rows(1, 2, 3, 4)), 2.0)  # a new size (bucket 3): measured first
+    assert recorder.threads[-1] != loop_thread
+    await batcher.close()
+
+
+async def test_slow_batches_and_inline_off_stay_in_the_pool(executor):
+    loop_thread = threading.get_ident()
+    slow = Recorder(seconds=0.005)
+    batcher = make(slow, executor, max_batch_size=8, max_queue_delay_us=0, inline_max_us=1_000)
+    for value in range(4):
+        await asyncio.wait_for(batcher.submit(rows(value)), 2.0)
+    assert loop_thread not in slow.threads, "a 5 ms batch blocked the event loop"
+    await batcher.close()
+    fast = Recorder()
+    batcher = make(fast, executor, max_batch_size=8, max_queue_delay_us=0, inline_max_us=0)
+    for value in range(4):
+        await asyncio.wait_for(batcher.submit(rows(value)), 2.0)
+    assert loop_thread not in fast.threads, "inline_max_us=0 still ran batches on the event loop"
+    await batcher.close()
+
+
+async def test_inline_errors_reach_the_callers_and_the_batcher_goes_on(executor):
+    recorder = Recorder()
+    batcher = make(recorder, executor, max_batch_size=8, max_queue_delay_us=0, inline_max_us=50_000)
+    await batcher.submit(rows(1))
+    await batcher.submit(rows(2))
+    recorder.fail = ValueError("bad row")
+    with pytest.raises(ValueError, match="bad row"):
+        await asyncio.wait_for(batcher.submit(rows(3)), 2.0)
+    assert recorder.threads[-1] == threading.get_ident()
+    recorder.fail = None
+    np.testing.assert_array_equal(await asyncio.wait_for(batcher.submit(rows(4)), 2.0), [8])
+    await batcher.close()
+
+
+async def test_recommend_batches_close_at_max_batch_cells(executor):
+    recorder = Recorder()
+    batcher = make(
+        recorder, executor, row_cost=100, max_batch_size=64, max_batch_cells=300, max_queue_delay_us=5_000_000
+    )
+    results = await asyncio.wait_for(asyncio.gather(*(batcher.submit(rows(i)) for i in range(6))), 5.0)
+    assert [c.tolist() for c in recorder.calls] == [[0, 1, 2], [3, 4, 5]], "batches ignored max_batch_cells"
+    assert [r.tolist() for r in results] == [[0.0], [2.0], [4.0], [6.0], [8.0], [10.0]]
+    await batcher.close()
+
+
+async def test_request_above_max_batch_cells_runs_in_chunks(executor):
+    recorder = Recorder()
+    batcher = make(recorder, executor, row_cost=100, max_batch_size=64, max_batch_cells=300, max_queue_delay_us=0)
+    result = await asyncio.wait_for(batcher.submit(rows(*range(7))), 5.0)
+    assert [c.tolist() for c in recorder.calls] == [[0, 1, 2], [3, 4, 5], [6]]
+    np.testing.assert_array_equal(result, np.arange(7) * 2.0)
     await batcher.close()

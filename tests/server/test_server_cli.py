@@ -49,6 +49,8 @@ def test_help_names_each_env_variable(capsys):
         (["--repository", "r", "--max-queue-rows", "10", "--max-rows-per-request", "20"], {}, "max_queue_rows (10)"),
         (["--repository", "r", "--port", "70000"], {}, "port 70000 is not a port number"),
         (["--repository", "r", "--workers", "0"], {}, "workers must be at least 1"),
+        (["--repository", "r", "--max-batch-cells", "0"], {}, "max_batch_cells must be at least 1"),
+        (["--repository", "r", "--inline-max-us", "-1"], {}, "inline_max_us must be 0 or more"),
         ([], {"RECSYS_REPOSITORY": "r", "RECSYS_MAX_BATCH_SIZE": "many"}, "RECSYS_MAX_BATCH_SIZE='many'"),
     ],
 )
