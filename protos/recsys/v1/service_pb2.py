@@ -25,7 +25,7 @@ _sym_db = _symbol_database.Default()
 from . import model_config_pb2 as recsys_dot_v1_dot_model__config__pb2
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17recsys/v1/service.proto\x12\trecsys.v1\x1a\x1crecsys/v1/model_config.proto\"*\n\tModelSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"Y\n\x0ePredictRequest\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.recsys.v1.ModelSpec\x12\x10\n\x08user_ids\x18\x02 \x03(\t\x12\x10\n\x08item_ids\x18\x03 \x03(\t\"G\n\x0fPredictResponse\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.recsys.v1.ModelSpec\x12\x0f\n\x07ratings\x18\x02 \x03(\x02\",\n\x07History\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12\x0f\n\x07ratings\x18\x02 \x03(\x02\"\xe6\x01\n\x10RecommendRequest\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.recsys.v1.ModelSpec\x12\x10\n\x08user_ids\x18\x02 \x03(\t\x12%\n\thistories\x18\x03 \x03(\x0b\x32\x12.recsys.v1.History\x12\t\n\x01k\x18\x04 \x01(\x05\x12\x19\n\x0c\x65xclude_seen\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x1a\n\x12\x63\x61ndidate_item_ids\x18\x06 \x03(\t\x12!\n\x19\x61llow_popularity_fallback\x18\x07 \x01(\x08\x42\x0f\n\r_exclude_seen\"V\n\x0fRecommendResult\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08item_ids\x18\x02 \x03(\t\x12\x0e\n\x06scores\x18\x03 \x03(\x02\x12\x10\n\x08\x66\x61llback\x18\x04 \x01(\x08\"e\n\x11RecommendResponse\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.recsys.v1.ModelSpec\x12+\n\x07results\x18\x02 \x03(\x0b\x32\x1a.recsys.v1.RecommendResult\"\x13\n\x11ListModelsRequest\"]\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.recsys.v1.VersionState\x12\x0e\n\x06reason\x18\x03 \x01(\t\"L\n\x0bModelStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x08versions\x18\x02 \x03(\x0b\x32\x1d.recsys.v1.ModelVersionStatus\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.recsys.v1.ModelStatus\">\n\x17GetModelMetadataRequest\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.recsys.v1.ModelSpec\"\xcc\x01\n\x18GetModelMetadataResponse\x12-\n\x06status\x18\x01 \x01(\x0b\x32\x1d.recsys.v1.ModelVersionStatus\x12&\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x16.recsys.v1.ModelConfig\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x1b\n\x13\x65xecution_providers\x18\x04 \x03(\t\x12+\n\x08\x62\x61tching\x18\x05 \x01(\x0b\x32\x19.recsys.v1.BatchingConfig\"\\\n\x0e\x42\x61tchingConfig\x12\x16\n\x0emax_batch_size\x18\x01 \x01(\x03\x12\x1a\n\x12max_queue_delay_us\x18\x02 \x01(\x03\x12\x16\n\x0emax_queue_rows\x18\x03 \x01(\x03*\x9d\x01\n\x0cVersionState\x12\x1d\n\x19VERSION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15VERSION_STATE_LOADING\x10\x01\x12\x17\n\x13VERSION_STATE_READY\x10\x02\x12\x1d\n\x19VERSION_STATE_UNAVAILABLE\x10\x03\x12\x1b\n\x17VERSION_STATE_UNLOADING\x10\x04\x32\xc6\x02\n\x12RecommenderService\x12@\n\x07Predict\x12\x19.recsys.v1.PredictRequest\x1a\x1a.recsys.v1.PredictResponse\x12\x46\n\tRecommend\x12\x1b.recsys.v1.RecommendRequest\x1a\x1c.recsys.v1.RecommendResponse\x12I\n\nListModels\x12\x1c.recsys.v1.ListModelsRequest\x1a\x1d.recsys.v1.ListModelsResponse\x12[\n\x10GetModelMetadata\x12\".recsys.v1.GetModelMetadataRequest\x1a#.recsys.v1.GetModelMetadataResponseBK\n\rdev.recsys.v1P\x01Z8github.com/recsys-serve/recsys/gen/go/recsys/v1;recsysv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x17recsys/v1/service.proto\x12\trecsys.v1\x1a\x1crecsys/v1/model_config.proto\"*\n\tModelSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\"\x85\x01\n\x0ePredictRequest\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.recsys.v1.ModelSpec\x12\x10\n\x08user_ids\x18\x02 \x03(\t\x12\x10\n\x08item_ids\x18\x03 \x03(\t\x12\x14\n\x0cuser_int_ids\x18\x04 \x03(\x03\x12\x14\n\x0citem_int_ids\x18\x05 \x03(\x03\"G\n\x0fPredictResponse\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.recsys.v1.ModelSpec\x12\x0f\n\x07ratings\x18\x02 \x03(\x02\",\n\x07History\x12\x10\n\x08item_ids\x18\x01 \x03(\t\x12\x0f\n\x07ratings\x18\x02 \x03(\x02\"\xe6\x01\n\x10RecommendRequest\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.recsys.v1.ModelSpec\x12\x10\n\x08user_ids\x18\x02 \x03(\t\x12%\n\thistories\x18\x03 \x03(\x0b\x32\x12.recsys.v1.History\x12\t\n\x01k\x18\x04 \x01(\x05\x12\x19\n\x0c\x65xclude_seen\x18\x05 \x01(\x08H\x00\x88\x01\x01\x12\x1a\n\x12\x63\x61ndidate_item_ids\x18\x06 \x03(\t\x12!\n\x19\x61llow_popularity_fallback\x18\x07 \x01(\x08\x42\x0f\n\r_exclude_seen\"V\n\x0fRecommendResult\x12\x0f\n\x07user_id\x18\x01 \x01(\t\x12\x10\n\x08item_ids\x18\x02 \x03(\t\x12\x0e\n\x06scores\x18\x03 \x03(\x02\x12\x10\n\x08\x66\x61llback\x18\x04 \x01(\x08\"e\n\x11RecommendResponse\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.recsys.v1.ModelSpec\x12+\n\x07results\x18\x02 \x03(\x0b\x32\x1a.recsys.v1.RecommendResult\"\x13\n\x11ListModelsRequest\"]\n\x12ModelVersionStatus\x12\x0f\n\x07version\x18\x01 \x01(\x03\x12&\n\x05state\x18\x02 \x01(\x0e\x32\x17.recsys.v1.VersionState\x12\x0e\n\x06reason\x18\x03 \x01(\t\"L\n\x0bModelStatus\x12\x0c\n\x04name\x18\x01 \x01(\t\x12/\n\x08versions\x18\x02 \x03(\x0b\x32\x1d.recsys.v1.ModelVersionStatus\"<\n\x12ListModelsResponse\x12&\n\x06models\x18\x01 \x03(\x0b\x32\x16.recsys.v1.ModelStatus\">\n\x17GetModelMetadataRequest\x12#\n\x05model\x18\x01 \x01(\x0b\x32\x14.recsys.v1.ModelSpec\"\xe1\x01\n\x18GetModelMetadataResponse\x12-\n\x06status\x18\x01 \x01(\x0b\x32\x1d.recsys.v1.ModelVersionStatus\x12&\n\x06\x63onfig\x18\x02 \x01(\x0b\x32\x16.recsys.v1.ModelConfig\x12\x0f\n\x07\x62\x61\x63kend\x18\x03 \x01(\t\x12\x1b\n\x13\x65xecution_providers\x18\x04 \x03(\t\x12+\n\x08\x62\x61tching\x18\x05 \x01(\x0b\x32\x19.recsys.v1.BatchingConfig\x12\x13\n\x0binteger_ids\x18\x06 \x01(\x08\"\\\n\x0e\x42\x61tchingConfig\x12\x16\n\x0emax_batch_size\x18\x01 \x01(\x03\x12\x1a\n\x12max_queue_delay_us\x18\x02 \x01(\x03\x12\x16\n\x0emax_queue_rows\x18\x03 \x01(\x03*\x9d\x01\n\x0cVersionState\x12\x1d\n\x19VERSION_STATE_UNSPECIFIED\x10\x00\x12\x19\n\x15VERSION_STATE_LOADING\x10\x01\x12\x17\n\x13VERSION_STATE_READY\x10\x02\x12\x1d\n\x19VERSION_STATE_UNAVAILABLE\x10\x03\x12\x1b\n\x17VERSION_STATE_UNLOADING\x10\x04\x32\xc6\x02\n\x12RecommenderService\x12@\n\x07Predict\x12\x19.recsys.v1.PredictRequest\x1a\x1a.recsys.v1.PredictResponse\x12\x46\n\tRecommend\x12\x1b.recsys.v1.RecommendRequest\x1a\x1c.recsys.v1.RecommendResponse\x12I\n\nListModels\x12\x1c.recsys.v1.ListModelsRequest\x1a\x1d.recsys.v1.ListModelsResponse\x12[\n\x10GetModelMetadata\x12\".recsys.v1.GetModelMetadataRequest\x1a#.recsys.v1.GetModelMetadataResponseBK\n\rdev.recsys.v1P\x01Z8github.com/recsys-serve/recsys/gen/go/recsys/v1;recsysv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -33,36 +33,36 @@ _builder.BuildTopDescriptorsAndMessages(DESCRIPTOR, 'recsys.v1.service_pb2', _gl
 if not _descriptor._USE_C_DESCRIPTORS:
   _globals['DESCRIPTOR']._loaded_options = None
   _globals['DESCRIPTOR']._serialized_options = b'\n\rdev.recsys.v1P\001Z8github.com/recsys-serve/recsys/gen/go/recsys/v1;recsysv1'
-  _globals['_VERSIONSTATE']._serialized_start=1368
-  _globals['_VERSIONSTATE']._serialized_end=1525
+  _globals['_VERSIONSTATE']._serialized_start=1434
+  _globals['_VERSIONSTATE']._serialized_end=1591
   _globals['_MODELSPEC']._serialized_start=68
   _globals['_MODELSPEC']._serialized_end=110
-  _globals['_PREDICTREQUEST']._serialized_start=112
-  _globals['_PREDICTREQUEST']._serialized_end=201
-  _globals['_PREDICTRESPONSE']._serialized_start=203
-  _globals['_PREDICTRESPONSE']._serialized_end=274
-  _globals['_HISTORY']._serialized_start=276
-  _globals['_HISTORY']._serialized_end=320
-  _globals['_RECOMMENDREQUEST']._serialized_start=323
-  _globals['_RECOMMENDREQUEST']._serialized_end=553
-  _globals['_RECOMMENDRESULT']._serialized_start=555
-  _globals['_RECOMMENDRESULT']._serialized_end=641
-  _globals['_RECOMMENDRESPONSE']._serialized_start=643
-  _globals['_RECOMMENDRESPONSE']._serialized_end=744
-  _globals['_LISTMODELSREQUEST']._serialized_start=746
-  _globals['_LISTMODELSREQUEST']._serialized_end=765
-  _globals['_MODELVERSIONSTATUS']._serialized_start=767
-  _globals['_MODELVERSIONSTATUS']._serialized_end=860
-  _globals['_MODELSTATUS']._serialized_start=862
-  _globals['_MODELSTATUS']._serialized_end=938
-  _globals['_LISTMODELSRESPONSE']._serialized_start=940
-  _globals['_LISTMODELSRESPONSE']._serialized_end=1000
-  _globals['_GETMODELMETADATAREQUEST']._serialized_start=1002
-  _globals['_GETMODELMETADATAREQUEST']._serialized_end=1064
-  _globals['_GETMODELMETADATARESPONSE']._serialized_start=1067
-  _globals['_GETMODELMETADATARESPONSE']._serialized_end=1271
-  _globals['_BATCHINGCONFIG']._serialized_start=1273
-  _globals['_BATCHINGCONFIG']._serialized_end=1365
-  _globals['_RECOMMENDERSERVICE']._serialized_start=1528
-  _globals['_RECOMMENDERSERVICE']._serialized_end=1854
+  _globals['_PREDICTREQUEST']._serialized_start=113
+  _globals['_PREDICTREQUEST']._serialized_end=246
+  _globals['_PREDICTRESPONSE']._serialized_start=248
+  _globals['_PREDICTRESPONSE']._serialized_end=319
+  _globals['_HISTORY']._serialized_start=321
+  _globals['_HISTORY']._serialized_end=365
+  _globals['_RECOMMENDREQUEST']._serialized_start=368
+  _globals['_RECOMMENDREQUEST']._serialized_end=598
+  _globals['_RECOMMENDRESULT']._serialized_start=600
+  _globals['_RECOMMENDRESULT']._serialized_end=686
+  _globals['_RECOMMENDRESPONSE']._serialized_start=688
+  _globals['_RECOMMENDRESPONSE']._serialized_end=789
+  _globals['_LISTMODELSREQUEST']._serialized_start=791
+  _globals['_LISTMODELSREQUEST']._serialized_end=810
+  _globals['_MODELVERSIONSTATUS']._serialized_start=812
+  _globals['_MODELVERSIONSTATUS']._serialized_end=905
+  _globals['_MODELSTATUS']._serialized_start=907
+  _globals['_MODELSTATUS']._serialized_end=983
+  _globals['_LISTMODELSRESPONSE']._serialized_start=985
+  _globals['_LISTMODELSRESPONSE']._serialized_end=1045
+  _globals['_GETMODELMETADATAREQUEST']._serialized_start=1047
+  _globals['_GETMODELMETADATAREQUEST']._serialized_end=1109
+  _globals['_GETMODELMETADATARESPONSE']._serialized_start=1112
+  _globals['_GETMODELMETADATARESPONSE']._serialized_end=1337
+  _globals['_BATCHINGCONFIG']._serialized_start=1339
+  _globals['_BATCHINGCONFIG']._serialized_end=1431
+  _globals['_RECOMMENDERSERVICE']._serialized_start=1594
+  _globals['_RECOMMENDERSERVICE']._serialized_end=1920
 # @@protoc_insertion_point(module_scope)

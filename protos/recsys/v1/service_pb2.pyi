@@ -30,14 +30,18 @@ class ModelSpec(_message.Message):
     def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ...) -> None: ...
 
 class PredictRequest(_message.Message):
-    __slots__ = ("model", "user_ids", "item_ids")
+    __slots__ = ("model", "user_ids", "item_ids", "user_int_ids", "item_int_ids")
     MODEL_FIELD_NUMBER: _ClassVar[int]
     USER_IDS_FIELD_NUMBER: _ClassVar[int]
     ITEM_IDS_FIELD_NUMBER: _ClassVar[int]
+    USER_INT_IDS_FIELD_NUMBER: _ClassVar[int]
+    ITEM_INT_IDS_FIELD_NUMBER: _ClassVar[int]
     model: ModelSpec
     user_ids: _containers.RepeatedScalarFieldContainer[str]
     item_ids: _containers.RepeatedScalarFieldContainer[str]
-    def __init__(self, model: _Optional[_Union[ModelSpec, _Mapping]] = ..., user_ids: _Optional[_Iterable[str]] = ..., item_ids: _Optional[_Iterable[str]] = ...) -> None: ...
+    user_int_ids: _containers.RepeatedScalarFieldContainer[int]
+    item_int_ids: _containers.RepeatedScalarFieldContainer[int]
+    def __init__(self, model: _Optional[_Union[ModelSpec, _Mapping]] = ..., user_ids: _Optional[_Iterable[str]] = ..., item_ids: _Optional[_Iterable[str]] = ..., user_int_ids: _Optional[_Iterable[int]] = ..., item_int_ids: _Optional[_Iterable[int]] = ...) -> None: ...
 
 class PredictResponse(_message.Message):
     __slots__ = ("model", "ratings")
@@ -128,18 +132,20 @@ class GetModelMetadataRequest(_message.Message):
     def __init__(self, model: _Optional[_Union[ModelSpec, _Mapping]] = ...) -> None: ...
 
 class GetModelMetadataResponse(_message.Message):
-    __slots__ = ("status", "config", "backend", "execution_providers", "batching")
+    __slots__ = ("status", "config", "backend", "execution_providers", "batching", "integer_ids")
     STATUS_FIELD_NUMBER: _ClassVar[int]
     CONFIG_FIELD_NUMBER: _ClassVar[int]
     BACKEND_FIELD_NUMBER: _ClassVar[int]
     EXECUTION_PROVIDERS_FIELD_NUMBER: _ClassVar[int]
     BATCHING_FIELD_NUMBER: _ClassVar[int]
+    INTEGER_IDS_FIELD_NUMBER: _ClassVar[int]
     status: ModelVersionStatus
     config: _model_config_pb2.ModelConfig
     backend: str
     execution_providers: _containers.RepeatedScalarFieldContainer[str]
     batching: BatchingConfig
-    def __init__(self, status: _Optional[_Union[ModelVersionStatus, _Mapping]] = ..., config: _Optional[_Union[_model_config_pb2.ModelConfig, _Mapping]] = ..., backend: _Optional[str] = ..., execution_providers: _Optional[_Iterable[str]] = ..., batching: _Optional[_Union[BatchingConfig, _Mapping]] = ...) -> None: ...
+    integer_ids: bool
+    def __init__(self, status: _Optional[_Union[ModelVersionStatus, _Mapping]] = ..., config: _Optional[_Union[_model_config_pb2.ModelConfig, _Mapping]] = ..., backend: _Optional[str] = ..., execution_providers: _Optional[_Iterable[str]] = ..., batching: _Optional[_Union[BatchingConfig, _Mapping]] = ..., integer_ids: _Optional[bool] = ...) -> None: ...
 
 class BatchingConfig(_message.Message):
     __slots__ = ("max_batch_size", "max_queue_delay_us", "max_queue_rows")
