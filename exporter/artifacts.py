@@ -39,12 +39,12 @@ class WrittenArtifacts:
 def write_artifacts(serving: nn.Module, shape: ModelShape, formats: Sequence[str], folder: Path) -> WrittenArtifacts:
     """Export ``serving`` in each format into ``folder``.
 
-    ONNX gets one self-contained file per signature (``predict.onnx``, ``recommend.onnx``) so the server
-    can run each without the other's weights in memory twice; TorchScript gets one ``model.pt`` holding
-    both as methods.
+    ONNX gets one self-contained file per signature (``predict.onnx``, ``recommend.onnx``, and the LSTM's
+    ``predict_user.onnx``, ``recommend_user.onnx``) so the server can run each without the other's weights
+    in memory twice; TorchScript gets one ``model.pt`` holding all of them as methods.
 
     Args:
-        serving: the model's ``serving_module()``, in eval mode.
+        serving: the model's serving module, in eval mode (for the LSTM, built with its stored histories).
         shape: the model's sizes (for example inputs).
         formats: names from :data:`exporter.formats.FORMATS`.
         folder: the staging folder.
@@ -76,7 +76,7 @@ def write_artifacts(serving: nn.Module, shape: ModelShape, formats: Sequence[str
             written.runners[(pb.ARTIFACT_FORMAT_ONNX, signature.name)] = onnx_runner(path)
     if "torchscript" in formats:
         path = folder / TORCHSCRIPT_NAME
-        export_torchscript(serving, path)
+        export_torchscript(serving, path, [signature.name for signature in signatures])
         written.artifacts.append(
             pb.Artifact(
                 format=pb.ARTIFACT_FORMAT_TORCHSCRIPT,

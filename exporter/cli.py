@@ -58,7 +58,7 @@ def _parity_lines(result: ExportResult) -> list[str]:
     for check in result.parity.checks:
         key = (format_label(check.format), check.signature)
         worst[key] = max(worst.get(key, 0.0), check.max_abs_diff)
-    return [f"    {fmt:<12}{sig:<10} max abs diff {diff:.2e} stars" for (fmt, sig), diff in sorted(worst.items())]
+    return [f"    {fmt:<12}{sig:<15} max abs diff {diff:.2e} stars" for (fmt, sig), diff in sorted(worst.items())]
 
 
 def describe(result: ExportResult) -> str:

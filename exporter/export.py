@@ -25,6 +25,7 @@ from exporter.side_files import side_file_arrays, write_side_files
 from exporter.signatures import ARCHITECTURES
 from protos.recsys.v1 import model_config_pb2 as pb
 from trainer.checkpoint import Checkpoint, CheckpointError, load_checkpoint
+from trainer.data.interactions import Histories
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -165,10 +166,18 @@ def _export_loaded(
         loaded.history_items,
         loaded.history_ratings,
     )
+    # The arrays written as side files, so that the LSTM's states encoded at export are those of the
+    # histories the server will read.
+    histories = Histories(
+        arrays[pb.SIDE_FILE_KIND_HISTORY_OFFSETS],
+        arrays[pb.SIDE_FILE_KIND_HISTORY_ITEMS],
+        arrays[pb.SIDE_FILE_KIND_HISTORY_RATINGS],
+    )
+    serving = loaded.model.serving_module(histories) if shape.takes_history else loaded.model.serving_module()
     with staging_folder(repository, name) as staging:
-        written = write_artifacts(loaded.model.serving_module().eval(), shape, formats, staging)
+        written = write_artifacts(serving.eval(), shape, formats, staging)
         side_files = write_side_files(arrays, staging)
-        parity = check_parity(loaded.model, shape, written.runners, tolerance=tolerance)
+        parity = check_parity(loaded.model, shape, written.runners, histories=histories, tolerance=tolerance)
         config = build_config(
             name=name,
             architecture=loaded.architecture,

@@ -4,7 +4,12 @@ from __future__ import annotations
 
 import dataclasses
 
+import numpy as np
 import torch
+
+from exporter.errors import ExportError
+from exporter.signatures import STORED_HISTORY_SIGNATURES, eager_method
+from trainer.data.interactions import Histories
 
 
 @dataclasses.dataclass(frozen=True)
@@ -43,16 +48,16 @@ def random_inputs(
 
     Args:
         shape: the model's sizes.
-        signature: ``predict`` or ``recommend``.
+        signature: a name from :data:`exporter.signatures.SIGNATURE_NAMES`.
         batch_size: rows B.
-        history_length: T for the LSTM (1 <= T <= max_history_length); ignored otherwise.
+        history_length: T for the LSTM's history signatures (1 <= T <= max_history_length); ignored otherwise.
         generator: seeded source of randomness, for reproducible parity figures.
 
     Returns:
         Input name -> tensor (int64 indices and lengths, float32 ratings).
     """
     inputs: dict[str, torch.Tensor] = {}
-    if shape.takes_history:
+    if shape.takes_history and signature not in STORED_HISTORY_SIGNATURES:
         items = torch.randint(0, shape.num_items, (batch_size, history_length), generator=generator)
         span = shape.rating_max - shape.rating_min
         ratings = shape.rating_min + span * torch.rand((batch_size, history_length), generator=generator)
@@ -64,6 +69,41 @@ def random_inputs(
         inputs["lengths"] = lengths
     else:
         inputs["user"] = torch.randint(0, shape.num_users, (batch_size,), generator=generator)
-    if signature == "predict":
+    if eager_method(signature) == "predict":
         inputs["item"] = torch.randint(0, shape.num_items, (batch_size,), generator=generator)
     return inputs
+
+
+def stored_history_users(
+    histories: Histories, max_history_length: int, batch_size: int, generator: torch.Generator
+) -> np.ndarray:
+    """Users to check the stored-history signatures on: the hardest cases first, then random ones.
+
+    The first rows are the user with the longest history, the one with the shortest history above
+    ``max_history_length`` (its cut is the closest call) and the one with the shortest history; the
+    rest are drawn with replacement among users that have a history. Users without one are never
+    drawn: their rows of the state table are zero and must not be served.
+
+    Args:
+        histories: every user's stored history.
+        max_history_length: the LSTM's cut.
+        batch_size: rows B.
+        generator: seeded source of randomness.
+
+    Returns:
+        int64 [B] user indices.
+
+    Raises:
+        ExportError: no user has a history.
+    """
+    counts = histories.lengths()
+    users = np.flatnonzero(counts > 0)
+    if not len(users):
+        raise ExportError("no user has a training history: the LSTM's predict_user/recommend_user have nothing to read")
+    hardest = [users[np.argmax(counts[users])]]
+    over = users[counts[users] > max_history_length]
+    if len(over):
+        hardest.append(over[np.argmin(counts[over])])
+    hardest.append(users[np.argmin(counts[users])])
+    drawn = users[torch.randint(0, len(users), (batch_size,), generator=generator).numpy()]
+    return np.concatenate([list(dict.fromkeys(hardest)), drawn])[:batch_size].astype(np.int64)

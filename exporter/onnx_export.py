@@ -34,18 +34,19 @@ _ONNX_TYPES = {pb.DATA_TYPE_INT64: onnx.TensorProto.INT64, pb.DATA_TYPE_FLOAT32:
 _DIM_NAMES = ("batch", "history_length")
 
 
-class _RecommendAsForward(nn.Module):
-    """Presents a serving module's ``recommend`` method as ``forward``, which is what the exporter traces."""
+class _MethodAsForward(nn.Module):
+    """Presents one method of a serving module (``recommend``, ...) as ``forward``, which the exporter traces."""
 
-    def __init__(self, serving: nn.Module) -> None:
+    def __init__(self, serving: nn.Module, method: str) -> None:
         super().__init__()
         self.serving = serving
+        self.method = method
         # A new module starts in training mode, and the exporter restores the wrapper's mode on exit
         # recursively: without this the serving module would come back with dropout switched on.
         self.train(serving.training)
 
     def forward(self, *inputs: torch.Tensor) -> torch.Tensor:
-        return self.serving.recommend(*inputs)
+        return getattr(self.serving, self.method)(*inputs)
 
 
 def _dynamic_axes(signature: pb.Signature) -> dict[str, dict[int, str]]:
@@ -68,7 +69,8 @@ def export_onnx(
     """Export one signature of a serving module to ``path`` and verify the saved file.
 
     Args:
-        serving: the model's ``serving_module()`` in eval mode (``forward`` is predict, plus ``recommend``).
+        serving: the model's serving module in eval mode (``forward`` is predict, plus a method per other
+            signature: ``recommend``, and the LSTM's ``predict_user`` and ``recommend_user``).
         signature: which entry point to export, with its input and output specs.
         example: valid example inputs by name; use a batch > 1 and T > 1 so no size-1 broadcast gets traced in.
         path: the ``.onnx`` file to write.
@@ -80,7 +82,7 @@ def export_onnx(
     Raises:
         ExportError: the exporter failed or the saved file breaks the signature (see :func:`verify_onnx`).
     """
-    module = serving if signature.name == "predict" else _RecommendAsForward(serving)
+    module = serving if signature.name == "predict" else _MethodAsForward(serving, signature.name)
     args = tuple(example[spec.name] for spec in signature.inputs)
     with warnings.catch_warnings():
         # Expected and harmless here: the TorchScript exporter is deprecated in favour of the dynamo one

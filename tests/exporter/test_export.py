@@ -30,6 +30,15 @@ EXPECTED_FILES = {
     "history_items.npy",
     "history_ratings.npy",
 }
+USER_SIGNATURES = ["predict_user", "recommend_user"]  # the LSTM's, over stored histories encoded at export
+
+
+def _signatures(architecture: str) -> list[str]:
+    return ["predict", "recommend", *(USER_SIGNATURES if architecture == "lstm" else [])]
+
+
+def _expected_files(architecture: str) -> set[str]:
+    return EXPECTED_FILES | {f"{name}.onnx" for name in _signatures(architecture)}
 
 
 def _checkpoint(tiny_run: Path, architecture: str) -> Path:
@@ -75,7 +84,7 @@ def test_version_folder_holds_the_contract(
     config = read_config(result.path)
     assert config == result.config
     assert result.path == result.path.parent.parent / architecture / "1"
-    assert {p.name for p in result.path.iterdir()} == EXPECTED_FILES
+    assert {p.name for p in result.path.iterdir()} == _expected_files(architecture)
     assert (config.name, config.version) == (architecture, 1)
     assert pb.Architecture.Name(config.architecture) == f"ARCHITECTURE_{architecture.upper()}"
     assert (config.num_users, config.num_items) == (len(checkpoint.user_ids), len(checkpoint.item_ids))
@@ -85,12 +94,16 @@ def test_version_folder_holds_the_contract(
     assert dict(config.training_metrics) == pytest.approx(checkpoint.metrics)
     assert dict(config.hyperparameters) == {k: str(v) for k, v in checkpoint.hparams.items()}
     assert config.created_at.endswith("Z") and config.exporter_version
-    assert [s.name for s in config.signatures] == ["predict", "recommend"]
+    assert [s.name for s in config.signatures] == _signatures(architecture)
     assert list(config.signatures[1].outputs[0].shape) == [-1, config.num_items]
+    for signature in config.signatures[2:]:
+        assert [spec.name for spec in signature.inputs] == (
+            ["user", "item"] if "predict" in signature.name else ["user"]
+        )
     for entry in [*config.artifacts, *config.side_files]:
         assert sha256_file(result.path / entry.path) == entry.sha256
     formats = {pb.ArtifactFormat.Name(a.format): (a.path, list(a.signatures)) for a in config.artifacts}
-    assert formats["ARTIFACT_FORMAT_TORCHSCRIPT"] == ("model.pt", ["predict", "recommend"])
+    assert formats["ARTIFACT_FORMAT_TORCHSCRIPT"] == ("model.pt", _signatures(architecture))
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
@@ -170,6 +183,13 @@ def test_parity_figures_cover_every_artifact_batch_and_length(
         for batch in (1, 7, 256)
         for length in lengths
     }
+    if architecture == "lstm":  # stored histories: the first user has the longest, cut to 50 (tiny data: 137)
+        expected |= {
+            (fmt, sig, batch, 50)
+            for fmt in (pb.ARTIFACT_FORMAT_ONNX, pb.ARTIFACT_FORMAT_TORCHSCRIPT)
+            for sig in USER_SIGNATURES
+            for batch in (1, 7, 256)
+        }
     seen = {(c.format, c.signature, c.batch_size, c.history_length) for c in parity.checks}
     assert seen == expected and len(parity.checks) == len(expected)
     assert parity.tolerance == 1e-4
