@@ -27,11 +27,20 @@ _PAIR_INPUTS = {"predict": {"user", "item"}, "recommend": {"user"}}
 _SEQUENCE_INPUTS = {
     "predict": {"history_items", "history_ratings", "lengths", "item"},
     "recommend": {"history_items", "history_ratings", "lengths"},
+    "predict_user": _PAIR_INPUTS["predict"],
+    "recommend_user": _PAIR_INPUTS["recommend"],
 }
+# The LSTM's signatures over stored histories encoded at export -> the call they answer.
+_STORED_HISTORY = {"predict_user": "predict", "recommend_user": "recommend"}
 
 
 def signature_specs(config: mc.ModelConfig) -> list[SignatureSpec]:
-    """The ``predict`` and ``recommend`` signatures of a config, checked against its architecture.
+    """The signatures of a config this server runs, checked against its architecture.
+
+    Every model has ``predict`` and ``recommend``. LSTM versions exported with their stored histories
+    encoded also have ``predict_user`` and ``recommend_user`` (user index in, as for MF), which then
+    answer calls that name users; older LSTM versions answer those by running ``predict``/``recommend``
+    over the stored histories. Signatures of other names are ignored.
 
     Raises:
         ModelLoadError: a signature's inputs are not those its architecture takes.
@@ -131,16 +140,22 @@ class ServedModel:
         limits: RequestLimits,
         observers: dict[str, BatchObserver] | None = None,
     ) -> ServedModel:
-        """Wires a loaded runtime to one batcher per signature."""
+        """Wires a loaded runtime to one batcher per signature.
+
+        ``observers`` are looked up by signature name; a stored-history signature without its own
+        observer reports to the one of the call it answers (``predict_user`` to ``predict``), so the
+        metrics of Predict and Recommend calls keep their rows whichever signature computed them.
+        """
         specs = {spec.name: spec for spec in signature_specs(config)}
         label = f"{config.name!r} v{config.version}"
+        observers = observers or {}
         batchers = {
             name: DynamicBatcher(
                 functools.partial(runtime.run, name),
                 settings,
                 executor,
                 name=f"{label} {name}",
-                observer=(observers or {}).get(name),
+                observer=observers.get(name, observers.get(_STORED_HISTORY.get(name, name))),
             )
             for name in specs
         }
@@ -172,6 +187,26 @@ class ServedModel:
     def _history_arrays(self, histories: Histories) -> dict[str, np.ndarray]:
         return {"history_items": histories.items, "history_ratings": histories.ratings, "lengths": histories.lengths}
 
+    def _user_signature(self, call: str) -> str:
+        """The signature answering ``call`` (``predict`` or ``recommend``) for users named by id.
+
+        The LSTM's ``predict_user``/``recommend_user`` when the version has them; else ``call`` itself,
+        which for an LSTM then reads the users' stored histories.
+        """
+        stored = f"{call}_user"
+        return stored if stored in self.specs else call
+
+    def _user_arrays(self, signature: str, users: np.ndarray) -> dict[str, np.ndarray]:
+        """The inputs naming ``users`` to ``signature``: their indices, or their stored histories."""
+        if "user" in self.specs[signature].inputs:
+            return {"user": users}
+        return self._history_arrays(self.catalog.stored_histories(users))
+
+    async def _run_for_users(self, call: str, users: np.ndarray, **extra: np.ndarray) -> np.ndarray:
+        signature = self._user_signature(call)
+        arrays = {**self._user_arrays(signature, users), **extra}
+        return await self.batchers[signature].submit(self._inputs(signature, arrays))
+
     def _check_rows(self, rows: int, what: str) -> None:
         if rows > self.limits.max_rows:
             raise InvalidInput(
@@ -202,11 +237,7 @@ class ServedModel:
         users, items = self._encode_pairs(user_ids, item_ids)
         if self.sequential:
             self._without_history(user_ids, users)
-            arrays = self._history_arrays(self.catalog.stored_histories(users))
-            arrays["item"] = items
-        else:
-            arrays = {"user": users, "item": items}
-        return await self.batchers["predict"].submit(self._inputs("predict", arrays))
+        return await self._run_for_users("predict", users, item=items)
 
     def _encode_pairs(self, user_ids: Sequence[str], item_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         try:
@@ -251,7 +282,7 @@ class ServedModel:
     async def _recommend_users(
         self, query: RecommendQuery, user_ids: Sequence[str], users: np.ndarray, candidates: np.ndarray | None
     ) -> list[Ranked]:
-        scores = await self._recommend_scores(users)
+        scores = await self._run_for_users("recommend", users)
         if query.exclude_seen:
             ranking.mask_pairs(scores, *self.catalog.seen_pairs(users))
         top = ranking.top_k(scores, query.k, candidates)
@@ -297,12 +328,8 @@ class ServedModel:
             ranking.mask_pairs(scores, rows, histories.items[rows, steps])
         return [Ranked("", items, item_scores) for items, item_scores in ranking.top_k(scores, query.k, candidates)]
 
-    async def _recommend_scores(self, users: np.ndarray) -> np.ndarray:
-        arrays = self._history_arrays(self.catalog.stored_histories(users)) if self.sequential else {"user": users}
-        return await self.batchers["recommend"].submit(self._inputs("recommend", arrays))
-
     def warm_up(self, batch_size: int, rounds: int = 3) -> None:
-        """Runs each signature ``rounds`` times at batch size 1 and ``batch_size``; checks the output shapes.
+        """Runs every signature ``rounds`` times at batch size 1 and ``batch_size``; checks the output shapes.
 
         Called before the version is marked READY, so that the first caller does not pay for lazy
         initialisation (TorchScript's profiling executor optimises a graph only after it has run it
@@ -318,17 +345,15 @@ class ServedModel:
         for rows in sorted({1, max(1, batch_size)}) * rounds:
             chosen = np.resize(users, rows).astype(np.int64)
             items = np.zeros(rows, np.int64)
-            if self.sequential:
-                arrays = self._history_arrays(self.catalog.stored_histories(chosen))
-            else:
-                arrays = {"user": chosen}
-            expected = {"predict": (rows,), "recommend": (rows, self.catalog.num_items)}
-            for signature in ("predict", "recommend"):
-                output = self.runtime.run(signature, self._inputs(signature, {**arrays, "item": items}))
-                if output.shape != expected[signature] or output.dtype != np.float32:
+            for signature in self.specs:
+                arrays = {**self._user_arrays(signature, chosen), "item": items}
+                output = self.runtime.run(signature, self._inputs(signature, arrays))
+                call = _STORED_HISTORY.get(signature, signature)
+                expected = {"predict": (rows,), "recommend": (rows, self.catalog.num_items)}[call]
+                if output.shape != expected or output.dtype != np.float32:
                     raise ModelLoadError(
                         f"warm-up: {signature} returned {output.dtype}{list(output.shape)}, "
-                        f"expected float32{list(expected[signature])}"
+                        f"expected float32{list(expected)}"
                     )
 
     async def close(self) -> None:
