@@ -7,8 +7,9 @@ Two modes:
   the loopback network alone cost on this machine: no server can beat it, so the benchmark quotes
   the real server as a fraction of it.
 * ``fake`` parses requests and answers well-formed responses over a made-up catalogue (user and
-  item ids ``"1"``..``"N"``), optionally after a fixed delay, one call at a time, failing on purpose
-  with chosen status codes, or returning wrong answers. The load tester's own tests drive it.
+  item ids ``"1"``..``"N"``, also accepted as the integers 1..N), optionally after a fixed delay,
+  one call at a time, failing on purpose with chosen status codes, or returning wrong answers. The
+  load tester's own tests drive it.
 
 Run it as a separate process with ``python -m loadtest.fake_server --mode ceiling --port 50099``.
 """
@@ -50,6 +51,8 @@ class FakeServerConfig:
         num_users: Users ``"1"``..``str(num_users)``.
         num_items: Items ``"1"``..``str(num_items)``; item ``"1"`` is the most popular.
         token: When set, every call must carry ``authorization: Bearer <token>`` (else UNAUTHENTICATED).
+        integer_ids: Accept Predict's ``user_int_ids``/``item_int_ids`` and say so in the metadata, as the real
+            server does for decimal ids; False acts like a server that does not (INVALID_ARGUMENT).
     """
 
     mode: str = "fake"
@@ -61,6 +64,7 @@ class FakeServerConfig:
     num_users: int = 50
     num_items: int = 40
     token: str | None = None
+    integer_ids: bool = True
 
     def __post_init__(self) -> None:
         if self.mode not in ("ceiling", "fake"):
@@ -108,6 +112,8 @@ class FakeRecommender(service_pb2_grpc.RecommenderServiceServicer):
         self._users = {str(i) for i in range(1, config.num_users + 1)}
         self._items = [str(i) for i in range(1, config.num_items + 1)]
         self._item_set = set(self._items)
+        self._int_users = range(1, config.num_users + 1)
+        self._int_items = range(1, config.num_items + 1)
 
     def _spec(self) -> service_pb2.ModelSpec:
         return service_pb2.ModelSpec(name=self._config.model_name, version=1)
@@ -123,17 +129,38 @@ class FakeRecommender(service_pb2_grpc.RecommenderServiceServicer):
     async def Predict(
         self, request: service_pb2.PredictRequest, context: grpc.aio.ServicerContext
     ) -> service_pb2.PredictResponse:
-        """Rates each pair 3.5 (NaN or one short when corrupting), after the configured behaviour."""
+        """Rates each pair 3.5 (NaN or one short when corrupting), after the configured behaviour.
+
+        Pairs come as strings or as integers (``user_int_ids``/``item_int_ids``), never both, as in service.proto.
+        """
         await self._check_model(request.model, context)
-        unknown = [u for u in request.user_ids if u not in self._users]
-        unknown += [i for i in request.item_ids if i not in self._item_set]
-        if unknown or len(request.user_ids) != len(request.item_ids) or not request.user_ids:
-            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, f"bad pairs; unknown ids {unknown[:5]}")
-        rows = len(request.user_ids) - (self._config.corrupt == "count")
+        pairs, problem = self._pairs(request)
+        if problem:
+            await context.abort(grpc.StatusCode.INVALID_ARGUMENT, problem)
+        rows = pairs - (self._config.corrupt == "count")
         value = math.nan if self._config.corrupt == "nan" else 3.5
         return await self._behaviour.run(
             context, lambda: service_pb2.PredictResponse(model=self._spec(), ratings=[value] * rows)
         )
+
+    def _pairs(self, request: service_pb2.PredictRequest) -> tuple[int, str]:
+        """Number of pairs, and what is wrong with them ("" when nothing)."""
+        users, items, known_users, known_items = request.user_ids, request.item_ids, self._users, self._item_set
+        if request.user_int_ids or request.item_int_ids:
+            if users or items:
+                return 0, "set user_ids/item_ids or user_int_ids/item_int_ids, not both"
+            if not self._config.integer_ids:
+                return 0, f"model {self._config.model_name!r} does not take integer ids: send user_ids/item_ids"
+            users, items, known_users, known_items = (
+                request.user_int_ids,
+                request.item_int_ids,
+                self._int_users,
+                self._int_items,
+            )
+        unknown = [u for u in users if u not in known_users] + [i for i in items if i not in known_items]
+        if unknown or len(users) != len(items) or not users:
+            return 0, f"bad pairs: {len(users)} users, {len(items)} items; unknown ids {unknown[:5]}"
+        return len(users), ""
 
     async def Recommend(
         self, request: service_pb2.RecommendRequest, context: grpc.aio.ServicerContext
@@ -179,6 +206,7 @@ class FakeRecommender(service_pb2_grpc.RecommenderServiceServicer):
             status=service_pb2.ModelVersionStatus(version=1, state=service_pb2.VERSION_STATE_READY),
             config=config,
             backend="fake",
+            integer_ids=self._config.integer_ids,
         )
 
     async def ListModels(
