@@ -86,6 +86,7 @@ class ModelMetadata:
         max_batch_size: Dynamic batching: most rows per runtime call.
         max_queue_delay_us: Dynamic batching: longest wait for a batch, in microseconds.
         max_queue_rows: Dynamic batching: queue bound in rows.
+        integer_ids: Every user and item id is a decimal integer, so ``predict`` takes integer ids (faster).
     """
 
     status: VersionStatus
@@ -95,6 +96,7 @@ class ModelMetadata:
     max_batch_size: int
     max_queue_delay_us: int
     max_queue_rows: int
+    integer_ids: bool = False
 
 
 _STATE_PREFIX = len("VERSION_STATE_")
@@ -135,4 +137,5 @@ def model_metadata(response: service_pb2.GetModelMetadataResponse) -> ModelMetad
         max_batch_size=response.batching.max_batch_size,
         max_queue_delay_us=response.batching.max_queue_delay_us,
         max_queue_rows=response.batching.max_queue_rows,
+        integer_ids=response.integer_ids,
     )

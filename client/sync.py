@@ -11,7 +11,7 @@ from grpc_health.v1 import health_pb2_grpc
 
 from client import requests, results
 from client.base import HEALTH_UNKNOWN, ClientBase, HealthCheckRequest
-from client.requests import RecommendOptions
+from client.requests import Ids, RecommendOptions
 from protos.recsys.v1 import service_pb2, service_pb2_grpc
 
 
@@ -36,13 +36,23 @@ class RecsysClient(ClientBase):
     def predict(
         self,
         model: str,
-        user_ids: Iterable[str],
-        item_ids: Iterable[str],
+        user_ids: Ids,
+        item_ids: Ids,
         *,
         version: int = 0,
         timeout: float | None = None,
     ) -> results.Prediction:
-        """Predicted rating of each pair ``zip(user_ids, item_ids)``, in stars."""
+        """Predicted rating of each pair ``zip(user_ids, item_ids)``, in stars.
+
+        Ids are strings (``["196", "186"]``) or, for a model whose ``metadata(model).integer_ids`` is true,
+        integers: a list of ints or an integer NumPy array (``np.array([196, 186])``), sent as the packed
+        ``user_int_ids``/``item_int_ids`` fields that the server reads about ten times faster. Both sides
+        take the same form; see :func:`client.requests.predict_request`.
+
+        Raises:
+            TypeError: Integer ids on one side and strings on the other (nothing is sent).
+            grpc.RpcError: The server's status, e.g. INVALID_ARGUMENT for unknown ids.
+        """
         request = requests.predict_request(model, user_ids, item_ids, version=version)
         return results.prediction(self.predict_message(request, timeout=timeout))
 
