@@ -52,6 +52,12 @@ def build_parser() -> argparse.ArgumentParser:
     what.add_argument("--version", type=int, default=0, help="model version, 0 for the newest ready one")
     what.add_argument("--method", choices=("predict", "recommend"), default="predict", help="RPC to load")
     what.add_argument("--pairs-per-request", type=int, default=1, help="(user, item) pairs per Predict call")
+    what.add_argument(
+        "--int-ids",
+        action="store_true",
+        help="Predict: send the pairs as packed integer ids (user_int_ids/item_int_ids) instead of strings; "
+        "the model's ids must all be decimal integers (GetModelMetadata integer_ids)",
+    )
     what.add_argument("--users-per-request", type=int, default=1, help="users per Recommend call")
     what.add_argument("--k", type=int, default=10, help="items per user asked of Recommend")
     what.add_argument("--include-seen", action="store_true", help="Recommend with exclude_seen=false")
@@ -141,6 +147,7 @@ def config_from_args(args: argparse.Namespace) -> LoadTestConfig:
         pool_size=args.pool_size,
         skew=args.skew,
         seed=args.seed,
+        int_ids=args.int_ids,
     )
     return LoadTestConfig(sweep=sweep, workload=spec, repository=args.repository)
 
@@ -154,7 +161,8 @@ def render(result: LoadTestResult, config: LoadTestConfig) -> str:
         f"{config.sweep.connection.target}: backend {server.get('backend') or '?'} "
         f"{server.get('execution_providers') or ''}, batching {batching or 'off/unknown'}",
         f"{config.workload.method}, {config.workload.rows_per_request} rows/call, {result.requests_built} pre-built "
-        f"requests, ids from {result.id_source}; generator: {config.sweep.processes} process(es)",
+        f"requests, {'integer' if config.workload.int_ids else 'string'} ids from {result.id_source}; generator: "
+        f"{config.sweep.processes} process(es)",
         "",
         format_table(result.steps),
     ]

@@ -32,6 +32,7 @@ class StepReport:
         concurrency: Calls in flight (closed loop).
         rate: Offered calls per second (open loop).
         rows_per_request: Pairs (predict) or users (recommend) per call.
+        int_ids: Predict pairs were sent as integer ids (``user_int_ids``/``item_int_ids``), not strings.
         calls: Successful calls.
         errors: Failed calls by status code.
         duration_s: Wall time of the step, first send to last answer.
@@ -55,6 +56,7 @@ class StepReport:
     concurrency: int | None
     rate: float | None
     rows_per_request: int
+    int_ids: bool
     calls: int
     errors: dict[str, int]
     duration_s: float
@@ -83,6 +85,7 @@ def build_step_report(
     server: ServerStats | None = None,
     sanity: SanityReport | None = None,
     server_cpu: float | None = None,
+    int_ids: bool = False,
 ) -> StepReport:
     """Turn a step's raw measurements into its report line.
 
@@ -96,6 +99,7 @@ def build_step_report(
         server: The server's metrics over the step.
         sanity: The sanity check of sampled responses.
         server_cpu: The server's CPU use in cores.
+        int_ids: The pairs went as integer ids.
 
     Returns:
         The report, with notes when the generator was likely the bottleneck or calls failed.
@@ -126,6 +130,7 @@ def build_step_report(
         concurrency=concurrency,
         rate=rate,
         rows_per_request=rows_per_request,
+        int_ids=int_ids,
         calls=calls,
         errors=errors,
         duration_s=wall,

@@ -48,11 +48,17 @@ class SanityReport:
             self.problems.extend(f"call {index}: {p}" for p in problems[: max(room, 0)])
 
 
+def pair_count(request: service_pb2.PredictRequest) -> int:
+    """Pairs a Predict request asks for, whether sent as string ids or as integer ids (only one form is set)."""
+    return max(len(request.user_ids), len(request.user_int_ids))
+
+
 def _check_predict(request: service_pb2.PredictRequest, response: bytes, ids: IdSpace | None) -> list[str]:
     ratings = list(service_pb2.PredictResponse.FromString(response).ratings)
     problems = []
-    if len(ratings) != len(request.user_ids):
-        problems.append(f"{len(ratings)} ratings for {len(request.user_ids)} pairs")
+    pairs = pair_count(request)
+    if len(ratings) != pairs:
+        problems.append(f"{len(ratings)} ratings for {pairs} pairs")
     bad = [r for r in ratings if not math.isfinite(r)]
     if bad:
         problems.append(f"{len(bad)} non-finite ratings, e.g. {bad[0]}")

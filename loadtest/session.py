@@ -87,6 +87,7 @@ async def describe_model(client: AsyncRecsysClient, spec: WorkloadSpec) -> dict[
         },
         "num_users": meta.config.num_users,
         "num_items": meta.config.num_items,
+        "integer_ids": meta.integer_ids,
     }
 
 
@@ -101,7 +102,8 @@ async def run_loadtest(config: LoadTestConfig, ids: IdSpace | None = None) -> Lo
         The result.
 
     Raises:
-        WorkloadError: If the server or the model cannot be reached, or the ids cannot be found.
+        WorkloadError: If the server or the model cannot be reached, the ids cannot be found, or integer ids
+            are asked of a model that does not take them.
     """
     connection = config.sweep.connection
     try:
@@ -110,6 +112,12 @@ async def run_loadtest(config: LoadTestConfig, ids: IdSpace | None = None) -> Lo
         raise WorkloadError(f"cannot connect to {connection.target}: {error}") from error
     try:
         server = await describe_model(client, config.workload)
+        if config.workload.int_ids and not server["integer_ids"]:
+            raise WorkloadError(
+                f"model {server['model']!r} v{server['version']} does not take integer ids (GetModelMetadata says "
+                "integer_ids is false: its ids are not all decimal integers, or the server predates them): "
+                "drop --int-ids"
+            )
         if ids is None and config.repository is not None:
             ids = load_id_space(config.repository, config.workload.model, config.workload.version)
         elif ids is None:

@@ -26,7 +26,7 @@ class SweepConfig:
 
     Attributes:
         connection: The server and how to reach it.
-        label: Name of the tested configuration in reports.
+        label: Name of the tested configuration in reports (default: the model, then ``int`` for integer ids).
         concurrency: Closed-loop steps: calls in flight at each step.
         rates: Open-loop steps: calls/s at each step; when given, ``concurrency`` is ignored.
         limits: Bounds of each measured step.
@@ -123,7 +123,7 @@ async def run_sweep(config: SweepConfig, workload: Workload, ids: IdSpace | None
         One report per step, in order.
     """
     spec = workload.spec
-    label = config.label or spec.model
+    label = config.label or (f"{spec.model} int" if spec.int_ids else spec.model)
     scraper = _Scraper(config.metrics_url, config.server_pid)
     executor = make_executor(config, workload)
     reports = []
@@ -146,6 +146,7 @@ async def run_sweep(config: SweepConfig, workload: Workload, ids: IdSpace | None
                     server=stats,
                     sanity=check_responses(workload, outcome.samples, ids),
                     server_cpu=server_cpu,
+                    int_ids=spec.int_ids,
                 )
             )
     finally:

@@ -9,7 +9,9 @@ when the server rejects them.
 
 Users and items are drawn from a Zipf law over a popularity ranking (exponent ``skew``; 0 is
 uniform): a few heavy users and blockbuster items, a long tail, as in real traffic. Every message
-is serialised once, up front, so that sending costs the generator no protobuf work.
+is serialised once, up front, so that sending costs the generator no protobuf work. With ``int_ids``
+the same pairs go as packed integers (``user_int_ids``/``item_int_ids``), which only a model whose
+ids are all decimal integers accepts.
 """
 
 from __future__ import annotations
@@ -24,6 +26,8 @@ from google.protobuf import json_format
 
 from client import AsyncRecsysClient, predict_request, recommend_request
 from protos.recsys.v1 import model_config_pb2, service_pb2
+
+from .int_ids import decimal_int64
 
 _LOGGER = logging.getLogger(__name__)
 METHODS = {"predict": "/recsys.v1.RecommenderService/Predict", "recommend": "/recsys.v1.RecommenderService/Recommend"}
@@ -82,6 +86,11 @@ class IdSpace:
             return np.arange(len(self.item_ids))
         return np.argsort(-np.asarray(self.item_popularity, dtype=np.float64), kind="stable")
 
+    def integer_ids(self) -> tuple[np.ndarray, np.ndarray] | None:
+        """User and item ids as int64 [num_users], [num_items] when all are decimal integers, else None."""
+        users, items = decimal_int64(self.user_ids), decimal_int64(self.item_ids)
+        return None if users is None or items is None else (users, items)
+
 
 @dataclass(frozen=True)
 class WorkloadSpec:
@@ -97,6 +106,8 @@ class WorkloadSpec:
         pool_size: Distinct pre-built requests, sent round-robin (capped to keep ~250k rows in memory).
         skew: Zipf exponent of user and item popularity; 0 draws uniformly.
         seed: Seed of the draws, so two runs send the same requests.
+        int_ids: Predict only: send the pairs as integer ids (``user_int_ids``/``item_int_ids``); the same
+            seed draws the same pairs as with string ids.
     """
 
     method: str = "predict"
@@ -108,6 +119,7 @@ class WorkloadSpec:
     pool_size: int = 1024
     skew: float = 1.0
     seed: int = 0
+    int_ids: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -120,6 +132,8 @@ class WorkloadSpec:
             )
         if self.skew < 0:
             raise WorkloadError(f"skew={self.skew} must be >= 0 (0 is uniform)")
+        if self.int_ids and self.method != "predict":
+            raise WorkloadError("integer ids (--int-ids) exist for Predict only: drop it or use --method predict")
 
 
 @dataclass(frozen=True)
@@ -260,23 +274,33 @@ def build_workload(spec: WorkloadSpec, ids: IdSpace) -> Workload:
         The workload, ``min(spec.pool_size, 250000 // rows_per_request)`` (at least 8) distinct requests.
 
     Raises:
-        WorkloadError: If the id space is empty or ``k`` exceeds the catalogue.
+        WorkloadError: If the id space is empty, ``k`` exceeds the catalogue, or integer ids are asked of an
+            id space that has none.
     """
     if len(ids.user_ids) == 0 or len(ids.item_ids) == 0:
         raise WorkloadError(f"model {spec.model!r} has no users or no items ({ids.source})")
     if spec.method == "recommend" and spec.k > len(ids.item_ids):
         raise WorkloadError(f"k={spec.k} exceeds the catalogue of {len(ids.item_ids)} items: lower --k")
+    user_ids, item_ids = ids.user_ids, ids.item_ids
+    if spec.int_ids:
+        integer = ids.integer_ids()
+        if integer is None:
+            raise WorkloadError(
+                f"model {spec.model!r} has ids that are not all decimal integers ({ids.source}), so it cannot take "
+                "integer ids: drop --int-ids"
+            )
+        user_ids, item_ids = integer
     rng = np.random.default_rng(spec.seed)
     pool = max(8, min(spec.pool_size, _MAX_POOL_ROWS // spec.rows_per_request))
     rows = pool * spec.rows_per_request
-    users = ids.user_ids[
+    users = user_ids[
         ids.user_order()[rng.choice(len(ids.user_ids), rows, p=zipf_probabilities(len(ids.user_ids), spec.skew))]
     ]
-    user_rows = users.reshape(pool, spec.rows_per_request).tolist()
+    user_rows = users.reshape(pool, spec.rows_per_request)  # rows go to predict_request as arrays
     if spec.method == "predict":
         item_p = zipf_probabilities(len(ids.item_ids), spec.skew)
-        items = ids.item_ids[ids.item_order()[rng.choice(len(ids.item_ids), rows, p=item_p)]]
-        item_rows = items.reshape(pool, spec.rows_per_request).tolist()
+        items = item_ids[ids.item_order()[rng.choice(len(ids.item_ids), rows, p=item_p)]]
+        item_rows = items.reshape(pool, spec.rows_per_request)
         payloads = [
             predict_request(spec.model, u, i, version=spec.version).SerializeToString()
             for u, i in zip(user_rows, item_rows, strict=True)
@@ -284,7 +308,7 @@ def build_workload(spec: WorkloadSpec, ids: IdSpace) -> Workload:
     else:
         payloads = [
             recommend_request(
-                spec.model, u, k=spec.k, exclude_seen=spec.exclude_seen, version=spec.version
+                spec.model, u.tolist(), k=spec.k, exclude_seen=spec.exclude_seen, version=spec.version
             ).SerializeToString()
             for u in user_rows
         ]
