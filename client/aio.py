@@ -42,16 +42,10 @@ class AsyncRecsysClient(ClientBase):
         version: int = 0,
         timeout: float | None = None,
     ) -> results.Prediction:
-        """Predicted rating of each pair ``zip(user_ids, item_ids)``, in stars.
+        """Predicted rating of each pair ``zip(user_ids, item_ids)``, in stars; see ``RecsysClient.predict``.
 
-        Ids are strings (``["196", "186"]``) or, for a model whose ``metadata(model).integer_ids`` is true,
-        integers: a list of ints or an integer NumPy array (``np.array([196, 186])``), sent as the packed
-        ``user_int_ids``/``item_int_ids`` fields that the server reads about ten times faster. Both sides
-        take the same form; see :func:`client.requests.predict_request`.
-
-        Raises:
-            TypeError: Integer ids on one side and strings on the other (nothing is sent).
-            grpc.RpcError: The server's status, e.g. INVALID_ARGUMENT for unknown ids.
+        Ids are all strings, or all integers (a list of ints, an integer NumPy array) for a model whose
+        ``metadata(model).integer_ids`` is true; mixing the two forms raises TypeError before sending.
         """
         request = requests.predict_request(model, user_ids, item_ids, version=version)
         return results.prediction(await self.predict_message(request, timeout=timeout))
