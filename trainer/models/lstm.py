@@ -135,12 +135,7 @@ class LSTMUserServing(LSTMServing):
     for histories sent in requests.
 
     Args:
-        encoder: a trained :class:`HistoryEncoder` (copied).
-        item_factors: float32 [num_items, dim].
-        item_bias: float32 [num_items].
-        global_mean: mean training rating in stars.
-        rating_min: lowest rating in stars.
-        rating_max: highest rating in stars.
+        encoder, item_factors, item_bias, global_mean, rating_min, rating_max: as for :class:`LSTMServing`.
         user_vector: float32 [num_users, dim], the encoder's user vector of each stored history.
         user_bias: float32 [num_users], its user bias. Rows of users without a stored history are zero
             and mean nothing: callers must not score those users.
