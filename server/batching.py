@@ -155,6 +155,11 @@ class DynamicBatcher:
         self._arrival_gap = 0.0  # moving average of the time between requests, capped at 4 delays
 
     @property
+    def max_batch_rows(self) -> int:
+        """Rows one batch may hold: ``max_batch_size``, capped at ``max_batch_cells // row_cost``."""
+        return self._max_batch
+
+    @property
     def queued_rows(self) -> int:
         """Rows waiting for a batch (cancelled requests' rows no longer count)."""
         return self._queued_rows

@@ -15,6 +15,7 @@ import numpy as np
 
 from protos.recsys.v1 import model_config_pb2 as mc
 from server.errors import InvalidInput, ModelLoadError
+from server.integer_ids import IntegerIndex
 
 _SHOWN_IDS = 10
 _SHOWN_ID_CHARS = 40  # error details must stay well under clients' 8 KiB metadata limit
@@ -101,6 +102,8 @@ class Catalog:
         if len(self.user_index) != self.num_users or len(self.item_index) != self.num_items:
             raise ModelLoadError("side files USER_IDS / ITEM_IDS hold duplicate ids")
         self.popularity_order = np.argsort(-self.popularity, kind="stable")
+        self._user_ints = IntegerIndex.build(self.user_ids.tolist())
+        self._item_ints = IntegerIndex.build(self.item_id_list) if self._user_ints is not None else None
 
     def users(self, ids: Sequence[str]) -> np.ndarray:
         """User indices, int64 [len(ids)].
@@ -128,6 +131,36 @@ class Catalog:
             raise InvalidInput(
                 f"unknown {what} ids {_id_list(unknown)} for model {self.label} ({len(index)} {what}s)"
             ) from None
+
+    @property
+    def integer_ids(self) -> bool:
+        """Whether every user and item id is a decimal integer, so requests may send them as int64."""
+        return self._item_ints is not None
+
+    def check_integer_ids(self) -> None:
+        """Raises InvalidInput, saying what to send instead, unless ids may be sent as integers."""
+        if not self.integer_ids:
+            raise InvalidInput(
+                f"model {self.label} has ids that are not all decimal integers (GetModelMetadata reports "
+                "integer_ids=false); send user_ids and item_ids as strings instead of user_int_ids/item_int_ids"
+            )
+
+    def users_from_ints(self, values: np.ndarray) -> np.ndarray:
+        """User indices of integer user ids, int64 [len(values)] (see :meth:`users`)."""
+        self.check_integer_ids()
+        return self._encode_ints(values, self._user_ints, "user", self.num_users)
+
+    def items_from_ints(self, values: np.ndarray) -> np.ndarray:
+        """Item indices of integer item ids, int64 [len(values)] (see :meth:`items`)."""
+        self.check_integer_ids()
+        return self._encode_ints(values, self._item_ints, "item", self.num_items)
+
+    def _encode_ints(self, values: np.ndarray, index: IntegerIndex, what: str, known: int) -> np.ndarray:
+        indices = index.lookup(values)
+        if (indices < 0).any():
+            unknown = [str(value) for value in dict.fromkeys(values[indices < 0].tolist())]
+            raise InvalidInput(f"unknown {what} ids {_id_list(unknown)} for model {self.label} ({known} {what}s)")
+        return indices
 
     def split_known_users(self, ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
         """Indices of known users (-1 for unknown ones) and the mask of known ones."""

@@ -8,9 +8,10 @@ from __future__ import annotations
 
 import functools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from concurrent.futures import Executor
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 
@@ -156,6 +157,7 @@ class ServedModel:
                 executor,
                 name=f"{label} {name}",
                 observer=observers.get(name, observers.get(_STORED_HISTORY.get(name, name))),
+                row_cost=catalog.num_items if _STORED_HISTORY.get(name, name) == "recommend" else 1,
             )
             for name in specs
         }
@@ -213,10 +215,10 @@ class ServedModel:
                 f"{rows} {what} in one call exceed max_rows_per_request={self.limits.max_rows}; split the call"
             )
 
-    def _without_history(self, ids: Sequence[str], users: np.ndarray) -> None:
+    def _without_history(self, ids: Sequence[object], users: np.ndarray) -> None:
         empty = self.catalog.history_counts(users) == 0
         if empty.any():
-            names = [ids[i][:40] for i in np.flatnonzero(empty)[:10].tolist()]
+            names = [str(ids[i])[:40] for i in np.flatnonzero(empty)[:10].tolist()]
             raise InvalidInput(
                 f"users {names} have no training history in model {self.label}, so the LSTM has nothing to read; "
                 "send their histories instead"
@@ -228,27 +230,54 @@ class ServedModel:
         Raises:
             InvalidInput: empty, mismatched or oversized lists, or unknown ids (all of them named).
         """
-        rows = len(user_ids)
-        if rows != len(item_ids):
-            raise InvalidInput(f"user_ids has {rows} ids but item_ids has {len(item_ids)}; send one of each per pair")
-        if rows == 0:
+        self._check_pairs(len(user_ids), len(item_ids), "")
+        users, items = self._encode_pairs(self.catalog.users, user_ids, self.catalog.items, item_ids)
+        return await self._predict_indices(user_ids, users, items)
+
+    async def predict_integers(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
+        """:meth:`predict` for pairs sent as integer ids (int64 [B] each; ``catalog.integer_ids``).
+
+        Raises:
+            InvalidInput: as :meth:`predict`, or the version's ids are not all integers.
+        """
+        self._check_pairs(len(user_ids), len(item_ids), "int_")
+        self.catalog.check_integer_ids()
+        users, items = self._encode_pairs(
+            self.catalog.users_from_ints, user_ids, self.catalog.items_from_ints, item_ids
+        )
+        return await self._predict_indices(user_ids, users, items)
+
+    def _check_pairs(self, users: int, items: int, kind: str) -> None:
+        if users != items:
+            raise InvalidInput(
+                f"user_{kind}ids has {users} ids but item_{kind}ids has {items}; send one of each per pair"
+            )
+        if users == 0:
             raise InvalidInput("empty request: send at least one (user_id, item_id) pair")
-        self._check_rows(rows, "pairs")
-        users, items = self._encode_pairs(user_ids, item_ids)
+        self._check_rows(users, "pairs")
+
+    async def _predict_indices(self, user_ids: Sequence[object], users: np.ndarray, items: np.ndarray) -> np.ndarray:
         if self.sequential:
             self._without_history(user_ids, users)
         return await self._run_for_users("predict", users, item=items)
 
-    def _encode_pairs(self, user_ids: Sequence[str], item_ids: Sequence[str]) -> tuple[np.ndarray, np.ndarray]:
+    @staticmethod
+    def _encode_pairs(
+        encode_users: Callable[[Any], np.ndarray],
+        user_ids: Any,
+        encode_items: Callable[[Any], np.ndarray],
+        item_ids: Any,
+    ) -> tuple[np.ndarray, np.ndarray]:
+        """Both id lists as indices; when both hold unknown ids, one error names them all."""
         try:
-            users = self.catalog.users(user_ids)
+            users = encode_users(user_ids)
         except InvalidInput as user_error:
             try:
-                self.catalog.items(item_ids)
+                encode_items(item_ids)
             except InvalidInput as item_error:
                 raise InvalidInput(f"{user_error}; {item_error}") from None
             raise
-        return users, self.catalog.items(item_ids)
+        return users, encode_items(item_ids)
 
     async def recommend(self, query: RecommendQuery) -> list[Ranked]:
         """The top-k items of each user or history, best first.

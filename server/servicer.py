@@ -13,10 +13,11 @@ from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
 import grpc
+import numpy as np
 
 from protos.recsys.v1 import service_pb2 as pb
 from protos.recsys.v1 import service_pb2_grpc
-from server.errors import DeadlineExceeded, status_of
+from server.errors import DeadlineExceeded, InvalidInput, status_of
 from server.metrics import Metrics
 from server.model import RecommendQuery, ServedModel
 from server.registry import ModelRegistry, VersionRecord
@@ -86,7 +87,13 @@ class RecommenderService(service_pb2_grpc.RecommenderServiceServicer):
         _check_deadline(context)
         model = self._registry.acquire(request.model.name, request.model.version)
         try:
-            ratings = await model.predict(request.user_ids, request.item_ids)
+            if request.user_int_ids or request.item_int_ids:
+                if request.user_ids or request.item_ids:
+                    raise InvalidInput("set user_ids/item_ids or user_int_ids/item_int_ids, not both")
+                users = np.array(request.user_int_ids, dtype=np.int64)  # packed field: copied in C
+                ratings = await model.predict_integers(users, np.array(request.item_int_ids, dtype=np.int64))
+            else:
+                ratings = await model.predict(request.user_ids, request.item_ids)
         finally:
             self._registry.release(model)
         return pb.PredictResponse(model=_spec(model), ratings=ratings.tolist())
@@ -154,4 +161,5 @@ class RecommenderService(service_pb2_grpc.RecommenderServiceServicer):
             response.batching.max_batch_size = settings.max_batch_size
             response.batching.max_queue_delay_us = settings.max_queue_delay_us
             response.batching.max_queue_rows = settings.max_queue_rows
+            response.integer_ids = model.catalog.integer_ids
         return response
