@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import json
+from pathlib import Path
 
 import grpc
 import numpy as np
@@ -116,8 +118,8 @@ def _repository(root, users: list[str], items: list[str]) -> str:
     return str(root / "repo")
 
 
-def _run(server, *extra: str) -> int:
-    args = ["--target", server.target, "--model", "fake", "--concurrency", "1,4", "--requests", "40"]
+def _run(server, *extra: str, model: str = "fake") -> int:
+    args = ["--target", server.target, "--model", model, "--concurrency", "1,4", "--requests", "40"]
     return main([*args, "--warmup", "0.1", "--quiet", *extra])
 
 
@@ -155,3 +157,34 @@ def test_cli_refuses_int_ids_where_they_cannot_work(fake_server, tmp_path, capsy
     repository = _repository(tmp_path, ["1", "u2"], ["1", "2"])
     assert _run(fake_server(), "--int-ids", "--repository", repository) == 2
     assert "not all decimal integers (repository" in capsys.readouterr().err
+
+
+def _integer_id_copy(copy_repository, root) -> str:
+    """Tiny MF v1 with its ids written as integers ("u7" -> "1007", "i7" -> "1007"), side file hashes updated."""
+    folder = copy_repository(root, ("mf",)) / "mf" / "1"
+    config = json_format.Parse((folder / "config.json").read_text(), model_config_pb2.ModelConfig())
+    id_kinds = (model_config_pb2.SIDE_FILE_KIND_USER_IDS, model_config_pb2.SIDE_FILE_KIND_ITEM_IDS)
+    for side in (s for s in config.side_files if s.kind in id_kinds):
+        path = folder / side.path
+        np.save(path, np.array([str(1000 + int(raw[1:])) for raw in np.load(path).tolist()]))
+        side.sha256 = hashlib.sha256(path.read_bytes()).hexdigest()
+    (folder / "config.json").write_text(json_format.MessageToJson(config))
+    return str(root)
+
+
+def test_cli_int_ids_against_the_real_server(start_server, copy_repository, tmp_path, capsys):
+    repository = _integer_id_copy(copy_repository, tmp_path / "repo")
+    server = start_server(Path(repository))
+    out = tmp_path / "real.json"
+    extra = ("--repository", repository, "--pairs-per-request", "50", "--json", str(out))
+    assert _run(server, "--int-ids", *extra, model="mf") == 0
+    assert "| mf int | c=4 |" in capsys.readouterr().out
+    steps = json.loads(out.read_text())["steps"]
+    assert all(s["errors"] == {} and s["sanity"]["checked"] > 0 and s["sanity"]["failed"] == 0 for s in steps)
+    assert all(s["int_ids"] and s["calls"] == 40 for s in steps)
+
+
+@pytest.mark.parametrize("served", ["onnx"], indirect=True)
+def test_cli_refuses_int_ids_for_a_real_string_id_model(served, capsys):
+    assert _run(served, "--int-ids", model="mf") == 2  # tiny ids are "u0", "i0"
+    assert "model 'mf' v1 does not take integer ids" in capsys.readouterr().err
