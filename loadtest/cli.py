@@ -59,6 +59,12 @@ def build_parser() -> argparse.ArgumentParser:
         "the model's ids must all be decimal integers (GetModelMetadata integer_ids)",
     )
     what.add_argument("--users-per-request", type=int, default=1, help="users per Recommend call")
+    what.add_argument(
+        "--histories",
+        action="store_true",
+        help="Recommend (LSTM): send each user's most recent training history instead of the user id, so the "
+        "server runs the LSTM on every call (needs --repository)",
+    )
     what.add_argument("--k", type=int, default=10, help="items per user asked of Recommend")
     what.add_argument("--include-seen", action="store_true", help="Recommend with exclude_seen=false")
     what.add_argument("--repository", type=Path, help="model repository the server serves: exact ids and histories")
@@ -148,6 +154,7 @@ def config_from_args(args: argparse.Namespace) -> LoadTestConfig:
         skew=args.skew,
         seed=args.seed,
         int_ids=args.int_ids,
+        histories=args.histories,
     )
     return LoadTestConfig(sweep=sweep, workload=spec, repository=args.repository)
 

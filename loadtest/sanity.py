@@ -81,13 +81,29 @@ class _RecommendChecker:
     def check(self, request: service_pb2.RecommendRequest, response: bytes) -> list[str]:
         results = service_pb2.RecommendResponse.FromString(response).results
         problems = []
-        if len(results) != len(request.user_ids):
-            problems.append(f"{len(results)} results for {len(request.user_ids)} users")
-        for user, result in zip(request.user_ids, results, strict=False):
-            problems.extend(f"user {user!r}: {p}" for p in self._result(user, request, result))
+        if request.histories:  # a history's own items are its "seen" items; results carry no user id
+            rows = [("", set(history.item_ids)) for history in request.histories]
+        else:
+            rows = [(user, self._seen_items(user)) for user in request.user_ids]
+        if len(results) != len(rows):
+            problems.append(f"{len(results)} results for {len(rows)} {'histories' if request.histories else 'users'}")
+        for (user, seen), result in zip(rows, results, strict=False):
+            problems.extend(f"user {user!r}: {p}" for p in self._result(user, seen, request, result))
         return problems
 
-    def _result(self, user: str, request: service_pb2.RecommendRequest, result: service_pb2.RecommendResult) -> list:
+    def _seen_items(self, user: str) -> set[str] | None:
+        if self.ids is None or user not in self.user_index:
+            return None
+        seen_index = self.ids.seen_items(self.user_index[user])
+        return None if seen_index is None else set(self.ids.item_ids[seen_index].tolist())
+
+    def _result(
+        self,
+        user: str,
+        seen: set[str] | None,
+        request: service_pb2.RecommendRequest,
+        result: service_pb2.RecommendResult,
+    ) -> list:
         items, scores = list(result.item_ids), list(result.scores)
         problems = []
         if result.user_id != user:
@@ -104,22 +120,19 @@ class _RecommendChecker:
             unknown = [i for i in items if i not in self.item_index]
             if unknown:
                 problems.append(f"unknown items {unknown[:3]}")
-        problems.extend(self._seen(user, request, items))
+        problems.extend(self._seen(seen, request, items))
         return problems
 
-    def _seen(self, user: str, request: service_pb2.RecommendRequest, items: list[str]) -> list[str]:
+    def _seen(self, seen: set[str] | None, request: service_pb2.RecommendRequest, items: list[str]) -> list[str]:
         exclude = request.exclude_seen if request.HasField("exclude_seen") else True
-        if self.ids is None or not exclude or user not in self.user_index:
+        if seen is None or not exclude:
             return []
-        seen_index = self.ids.seen_items(self.user_index[user])
-        if seen_index is None:
-            return []
-        seen = set(self.ids.item_ids[seen_index].tolist())
         leaked = [i for i in items if i in seen]
         problems = [f"recommends seen items {leaked[:3]} although exclude_seen"] if leaked else []
-        expected = min(request.k, len(self.ids.item_ids) - len(seen))
-        if len(items) != expected:
-            problems.append(f"{len(items)} items where {expected} unseen items were available for k={request.k}")
+        if self.ids is not None:
+            expected = min(request.k, len(self.ids.item_ids) - len(seen))
+            if len(items) != expected:
+                problems.append(f"{len(items)} items where {expected} unseen items were available for k={request.k}")
         return problems
 
 

@@ -123,7 +123,9 @@ async def run_sweep(config: SweepConfig, workload: Workload, ids: IdSpace | None
         One report per step, in order.
     """
     spec = workload.spec
-    label = config.label or (f"{spec.model} int" if spec.int_ids else spec.model)
+    label = config.label or (
+        f"{spec.model} int" if spec.int_ids else f"{spec.model} hist" if spec.histories else spec.model
+    )
     scraper = _Scraper(config.metrics_url, config.server_pid)
     executor = make_executor(config, workload)
     reports = []

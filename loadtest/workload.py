@@ -39,6 +39,7 @@ _SIDE_FILES = {
     model_config_pb2.SIDE_FILE_KIND_ITEM_POPULARITY: "item_popularity.npy",
     model_config_pb2.SIDE_FILE_KIND_HISTORY_OFFSETS: "history_offsets.npy",
     model_config_pb2.SIDE_FILE_KIND_HISTORY_ITEMS: "history_items.npy",
+    model_config_pb2.SIDE_FILE_KIND_HISTORY_RATINGS: "history_ratings.npy",
 }
 
 
@@ -56,6 +57,8 @@ class IdSpace:
         item_popularity: Training ratings per item, float [num_items]; None if unknown.
         history_offsets: CSR offsets of each user's training items, int64 [num_users + 1]; None if unknown.
         history_items: Item index of each training rating, int64 [n]; None if unknown.
+        history_ratings: The matching ratings in stars, float32 [n]; None if unknown.
+        max_history_length: Most events an LSTM reads per history (0 when not an LSTM or unknown).
         rating_scale: ``(min, max)`` of predicted ratings in stars; None if unknown.
         source: Where the ids came from, for the report.
     """
@@ -65,6 +68,8 @@ class IdSpace:
     item_popularity: np.ndarray | None = None
     history_offsets: np.ndarray | None = None
     history_items: np.ndarray | None = None
+    history_ratings: np.ndarray | None = None
+    max_history_length: int = 0
     rating_scale: tuple[float, float] | None = None
     source: str = ""
 
@@ -73,6 +78,21 @@ class IdSpace:
         if self.history_offsets is None or self.history_items is None:
             return None
         return self.history_items[self.history_offsets[user_index] : self.history_offsets[user_index + 1]]
+
+    def recent_history(self, user_index: int) -> tuple[list[str], list[float]]:
+        """The user's most recent ``max_history_length`` training events: raw item ids and ratings, oldest first.
+
+        Raises:
+            WorkloadError: histories, their ratings or the history length are unknown (no repository given).
+        """
+        if self.history_offsets is None or self.history_items is None or self.history_ratings is None:
+            raise WorkloadError("sending histories needs the model's training histories: pass --repository PATH")
+        if self.max_history_length < 1:
+            raise WorkloadError("the model reads no histories (max_history_length is 0): histories are for LSTM models")
+        end = int(self.history_offsets[user_index + 1])
+        start = max(int(self.history_offsets[user_index]), end - self.max_history_length)
+        items = self.item_ids[self.history_items[start:end]].tolist()
+        return items, self.history_ratings[start:end].astype(float).tolist()
 
     def user_order(self) -> np.ndarray:
         """User indices, most active first (by history length) when known, else in index order."""
@@ -108,6 +128,9 @@ class WorkloadSpec:
         seed: Seed of the draws, so two runs send the same requests.
         int_ids: Predict only: send the pairs as integer ids (``user_int_ids``/``item_int_ids``); the same
             seed draws the same pairs as with string ids.
+        histories: Recommend only (LSTM): send each drawn user's most recent training history instead of
+            the user id, as a client does for a user the model never saw; the server then runs the
+            LSTM over it on every call rather than reading a state encoded at export.
     """
 
     method: str = "predict"
@@ -120,6 +143,7 @@ class WorkloadSpec:
     skew: float = 1.0
     seed: int = 0
     int_ids: bool = False
+    histories: bool = False
 
     def __post_init__(self) -> None:
         if self.method not in METHODS:
@@ -134,6 +158,8 @@ class WorkloadSpec:
             raise WorkloadError(f"skew={self.skew} must be >= 0 (0 is uniform)")
         if self.int_ids and self.method != "predict":
             raise WorkloadError("integer ids (--int-ids) exist for Predict only: drop it or use --method predict")
+        if self.histories and self.method != "recommend":
+            raise WorkloadError("histories (--histories) are sent by Recommend only: use --method recommend")
 
 
 @dataclass(frozen=True)
@@ -186,12 +212,14 @@ def load_id_space(repository: Path, model: str, version: int = 0) -> IdSpace:
     folder = _version_dir(Path(repository), model, version)
     names = dict(_SIDE_FILES)
     scale = None
+    max_history_length = 0
     config_path = folder / "config.json"
     if config_path.is_file():
         config = json_format.Parse(config_path.read_text(), model_config_pb2.ModelConfig(), ignore_unknown_fields=True)
         names.update({side.kind: side.path for side in config.side_files if side.kind in names})
         if config.HasField("rating_scale"):
             scale = (float(config.rating_scale.min), float(config.rating_scale.max))
+        max_history_length = int(config.max_history_length)
 
     def load(kind: int, required: bool = False) -> np.ndarray | None:
         path = folder / names[kind]
@@ -207,6 +235,8 @@ def load_id_space(repository: Path, model: str, version: int = 0) -> IdSpace:
         item_popularity=load(model_config_pb2.SIDE_FILE_KIND_ITEM_POPULARITY),
         history_offsets=load(model_config_pb2.SIDE_FILE_KIND_HISTORY_OFFSETS),
         history_items=load(model_config_pb2.SIDE_FILE_KIND_HISTORY_ITEMS),
+        history_ratings=load(model_config_pb2.SIDE_FILE_KIND_HISTORY_RATINGS),
+        max_history_length=max_history_length,
         rating_scale=scale,
         source=f"repository {folder}",
     )
@@ -293,10 +323,10 @@ def build_workload(spec: WorkloadSpec, ids: IdSpace) -> Workload:
     rng = np.random.default_rng(spec.seed)
     pool = max(8, min(spec.pool_size, _MAX_POOL_ROWS // spec.rows_per_request))
     rows = pool * spec.rows_per_request
-    users = user_ids[
-        ids.user_order()[rng.choice(len(ids.user_ids), rows, p=zipf_probabilities(len(ids.user_ids), spec.skew))]
+    user_indices = ids.user_order()[
+        rng.choice(len(ids.user_ids), rows, p=zipf_probabilities(len(ids.user_ids), spec.skew))
     ]
-    user_rows = users.reshape(pool, spec.rows_per_request)  # rows go to predict_request as arrays
+    user_rows = user_ids[user_indices].reshape(pool, spec.rows_per_request)  # rows go to predict_request as arrays
     if spec.method == "predict":
         item_p = zipf_probabilities(len(ids.item_ids), spec.skew)
         items = item_ids[ids.item_order()[rng.choice(len(ids.item_ids), rows, p=item_p)]]
@@ -304,6 +334,18 @@ def build_workload(spec: WorkloadSpec, ids: IdSpace) -> Workload:
         payloads = [
             predict_request(spec.model, u, i, version=spec.version).SerializeToString()
             for u, i in zip(user_rows, item_rows, strict=True)
+        ]
+    elif spec.histories:
+        index_rows = user_indices.reshape(pool, spec.rows_per_request)
+        payloads = [
+            recommend_request(
+                spec.model,
+                histories=[ids.recent_history(int(user)) for user in row],
+                k=spec.k,
+                exclude_seen=spec.exclude_seen,
+                version=spec.version,
+            ).SerializeToString()
+            for row in index_rows
         ]
     else:
         payloads = [
