@@ -53,12 +53,13 @@ CEILING = "ceiling"
 
 @dataclass(frozen=True)
 class Kind:
-    """A request shape: method, rows per call, and whether Predict's pairs go as integer ids."""
+    """A request shape: method, rows per call, Predict's pairs as integer ids, Recommend by history."""
 
     name: str
     method: str
     rows: int
     int_ids: bool = False
+    histories: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,12 +144,19 @@ def big_kinds(args: argparse.Namespace) -> tuple[Kind, Kind]:
     return Kind(name, "predict", args.big_pairs), Kind(f"{name} int", "predict", args.big_pairs, int_ids=True)
 
 
-def plan(args: argparse.Namespace, integer_archs: Collection[str] = ()) -> tuple[list[Case], dict[str, list[Case]]]:
+HISTORY = Kind("recommend history", "recommend", 1, histories=True)
+
+
+def plan(
+    args: argparse.Namespace, integer_archs: Collection[str] = (), history_archs: Collection[str] = ()
+) -> tuple[list[Case], dict[str, list[Case]]]:
     """The ceiling cases and, per server configuration, its cases.
 
     Args:
         args: The command line.
         integer_archs: Models whose ids are all decimal integers: their large Predict runs with integer ids too.
+        history_archs: Models that read histories (the LSTM): Recommend also runs with each user's history in
+            the request, the path where the model runs per call (by user id it reads a state encoded at export).
     """
     sweep = tuple(int(c) for c in _csv(args.concurrency))
     predict1 = Kind("predict x1", "predict", 1)
@@ -157,6 +165,7 @@ def plan(args: argparse.Namespace, integer_archs: Collection[str] = ()) -> tuple
     archs = _csv(args.archs)
     big_archs = [a for a in archs if a in _csv(args.big_archs)]
     int_archs = [a for a in big_archs if a in integer_archs]
+    hist_archs = [a for a in archs if a in history_archs]
     any_arch = archs[0]
     # The ceiling sends the very requests of the first large-Predict model (same ids, same name, same bytes).
     ceiling = [
@@ -164,6 +173,7 @@ def plan(args: argparse.Namespace, integer_archs: Collection[str] = ()) -> tuple
         Case(CEILING, (big_archs or archs)[0], big, (args.big_concurrency,)),
         *[Case(CEILING, arch, big_int, (args.big_concurrency,)) for arch in int_archs[:1]],
         Case(CEILING, any_arch, recommend, (args.compare_at,)),
+        *[Case(CEILING, arch, HISTORY, (args.compare_at,)) for arch in hist_archs[:1]],
     ]
     servers: dict[str, list[Case]] = {}
     for backend in _csv(args.backends):
@@ -177,6 +187,8 @@ def plan(args: argparse.Namespace, integer_archs: Collection[str] = ()) -> tuple
                 if arch in int_archs:
                     cases.append(Case(config, arch, big_int, (args.big_concurrency,)))
                 cases.append(Case(config, arch, recommend, (args.compare_at,)))
+                if arch in hist_archs:
+                    cases.append(Case(config, arch, HISTORY, (args.compare_at,)))
             servers[config] = cases
     return ceiling, servers
 
@@ -188,7 +200,12 @@ def server_flags(config: str, extra: Sequence[str]) -> list[str]:
 
 async def run_case(case: Case, server: ServerProcess, ids: IdSpace, args: argparse.Namespace) -> list[StepReport]:
     spec = WorkloadSpec(
-        method=case.kind.method, model=case.model, rows_per_request=case.kind.rows, k=10, int_ids=case.kind.int_ids
+        method=case.kind.method,
+        model=case.model,
+        rows_per_request=case.kind.rows,
+        k=10,
+        int_ids=case.kind.int_ids,
+        histories=case.kind.histories,
     )
     workload = build_workload(spec, ids)
     config = SweepConfig(
@@ -208,7 +225,9 @@ async def run_case(case: Case, server: ServerProcess, ids: IdSpace, args: argpar
 def measure(args: argparse.Namespace, repository: Path, log_dir: Path) -> list[Row]:
     archs = _csv(args.archs)
     ids = {arch: load_id_space(repository, arch) for arch in archs}
-    ceiling_cases, server_cases = plan(args, {arch for arch, space in ids.items() if space.integer_ids() is not None})
+    integer = {arch for arch, space in ids.items() if space.integer_ids() is not None}
+    sequential = {arch for arch, space in ids.items() if space.max_history_length > 0}
+    ceiling_cases, server_cases = plan(args, integer, sequential)
     total = 2 * sum(len(c.concurrency) for c in ceiling_cases) + sum(
         len(c.concurrency) for cases in server_cases.values() for c in cases
     )
@@ -307,15 +326,18 @@ def _recommend_targets(rows: list[Row], configs: list[str], archs: list[str], at
 
 
 def _batching_targets(rows: list[Row], backends: list[str], at: int) -> list[dict[str, Any]]:
+    """Batching on vs off for dense and the LSTM: one pair per Predict, and (LSTM) Recommend by history."""
     out = []
+    shapes = [("dense", "predict x1"), ("lstm", "predict x1"), ("lstm", HISTORY.name)]
     for backend in backends:
-        for arch in ("dense", "lstm"):
-            on = _find(rows, f"{backend}/batch-on", arch, "predict x1", at)
-            off = _find(rows, f"{backend}/batch-off", arch, "predict x1", at)
+        for arch, kind in shapes:
+            on = _find(rows, f"{backend}/batch-on", arch, kind, at)
+            off = _find(rows, f"{backend}/batch-off", arch, kind, at)
             if on and off and off.step.calls_per_s > 0:
                 gain = on.step.calls_per_s / off.step.calls_per_s
                 measured = f"{gain:.2f}x ({on.step.calls_per_s:,.0f} vs {off.step.calls_per_s:,.0f} calls/s)"
-                out.append(_target(f"batching on/off c={at}: >= 2x calls/s", f"{backend}/{arch}", measured, gain >= 2))
+                name = f"batching on/off c={at}: >= 2x calls/s"
+                out.append(_target(name, f"{backend}/{arch} {kind}", measured, gain >= 2))
     return out
 
 
@@ -412,6 +434,7 @@ def _step_record(row: Row) -> dict[str, Any]:
         "model": case.model,
         "kind": case.kind.name,
         "int_ids": case.kind.int_ids,
+        "histories": case.kind.histories,
         "ceiling_ratio": row.ceiling_ratio,
         "ceiling_ratio_per_cpu": row.cpu_ratio,
         "calls_per_server_cpu_s": row.calls_per_cpu_s,

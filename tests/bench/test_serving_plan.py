@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections import Counter
 
 import numpy as np
@@ -48,3 +49,29 @@ def test_each_large_predict_row_is_judged_and_labelled_with_its_id_form():
         ("onnx/batch-on/mf, string ids", "800,000 pairs/s", False),
         ("onnx/batch-on/mf, integer ids", "1,200,000 pairs/s", True),
     ]
+
+
+def test_lstm_recommend_by_history_is_planned_and_judged_for_batching_on_and_off():
+    args = parse_args(["--quick", "--backends", "onnx", "--archs", "dense,lstm"])
+    ceiling, servers = plan(args, history_archs={"lstm"})
+    assert [(c.model, c.kind.histories) for c in ceiling if c.kind.histories] == [("lstm", True)]
+    for config in ("onnx/batch-on", "onnx/batch-off"):
+        history = [c for c in servers[config] if c.kind.histories]
+        assert [(c.model, c.kind.method, c.concurrency) for c in history] == [("lstm", "recommend", (64,))]
+    cases = {
+        (c.config, c.model, c.kind.name): dataclasses.replace(c, concurrency=(64,))  # the step judged
+        for cases in servers.values()
+        for c in cases
+    }
+    rows = [
+        _row(cases[("onnx/batch-on", "lstm", "recommend history")], 1500),
+        _row(cases[("onnx/batch-off", "lstm", "recommend history")], 500),
+        _row(cases[("onnx/batch-on", "dense", "predict x1")], 3000),
+        _row(cases[("onnx/batch-off", "dense", "predict x1")], 2500),
+    ]
+    batching = [t for t in evaluate_targets(rows, args) if t["target"].startswith("batching")]
+    assert [(t["where"], t["pass"]) for t in batching] == [
+        ("onnx/dense predict x1", False),
+        ("onnx/lstm recommend history", True),
+    ]
+    assert batching[1]["measured"] == "3.00x (1,500 vs 500 calls/s)"
