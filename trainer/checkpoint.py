@@ -17,11 +17,13 @@ from typing import Any
 import numpy as np
 import torch
 
-from trainer.data.interactions import Interactions
-from trainer.models import ARCHITECTURES, RatingModel, build_model
+from trainer import architecture as architectures
+from trainer.data.interactions import Interactions, UserHistories
+from trainer.models import RatingModel, build_model
 from trainer.models._base import HParam
 
-FORMAT_VERSION = 1
+FORMAT_VERSION = 2
+"""2: models carry a ranking head (``ranking.*`` weights); 1 had rating heads only."""
 _REQUIRED = (
     "format_version",
     "architecture",
@@ -47,8 +49,8 @@ class Checkpoint:
 
     Attributes:
         path: the file it was read from.
-        format_version: layout version (1).
-        architecture: ``mf``, ``dense``, ``lstm`` or ``gcn``.
+        format_version: layout version (2).
+        architecture: a registered architecture name.
         hparams: constructor keyword arguments of the model.
         state_dict: the model weights.
         user_ids: raw id of each user index.
@@ -172,10 +174,16 @@ def load_checkpoint(path: Path) -> Checkpoint:
     if payload["format_version"] != FORMAT_VERSION:
         raise CheckpointError(
             f"checkpoint {path} has format_version {payload['format_version']}, this trainer reads {FORMAT_VERSION}"
+            + (
+                "; it predates ranking heads: train it again with recsys-train"
+                if payload["format_version"] == 1
+                else ""
+            )
         )
-    if payload["architecture"] not in ARCHITECTURES:
+    if payload["architecture"] not in architectures.names():
         raise CheckpointError(
-            f"checkpoint {path} has unknown architecture {payload['architecture']!r}; known: {', '.join(ARCHITECTURES)}"
+            f"checkpoint {path} has unknown architecture {payload['architecture']!r}; "
+            f"known: {', '.join(architectures.names())}"
         )
     checkpoint = Checkpoint(
         path=path,
@@ -195,13 +203,8 @@ def load_checkpoint(path: Path) -> Checkpoint:
         sha256=hashlib.sha256(raw).hexdigest(),
     )
     try:
-        model = build_model(
-            checkpoint.architecture,
-            checkpoint.hparams,
-            history_offsets=checkpoint.history_offsets,
-            history_items=checkpoint.history_items,
-            history_ratings=checkpoint.history_ratings,
-        )
+        histories = UserHistories(checkpoint.history_offsets, checkpoint.history_items, checkpoint.history_ratings)
+        model = build_model(checkpoint.architecture, checkpoint.hparams, histories)
         model.load_state_dict(checkpoint.state_dict)
     except (ValueError, RuntimeError, IndexError, TypeError) as error:
         raise CheckpointError(

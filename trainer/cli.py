@@ -9,13 +9,13 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
+from trainer import architecture
 from trainer.baselines import baseline_metrics
 from trainer.data.download import ARCHIVES, DownloadError, default_cache_dir, download_dataset
 from trainer.data.readers import DataFormatError
 from trainer.data.sources import SPLITS, SplitOptions, load_split
-from trainer.models import ARCHITECTURES
+from trainer.jobs import RunOptions, run_models
 from trainer.report import build_report, format_table, write_report
-from trainer.runner import RunOptions, run_models
 
 _LOGGER = logging.getLogger("trainer")
 
@@ -24,10 +24,10 @@ def build_parser() -> argparse.ArgumentParser:
     """The command-line interface of ``recsys-train``."""
     parser = argparse.ArgumentParser(
         prog="recsys-train",
-        description="Train recommender models (MF, dense, LSTM, GCN) on explicit ratings and evaluate them.",
+        description="Train recommender models (rating and ranking heads) on explicit ratings and evaluate them.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter,
     )
-    parser.add_argument("--model", default="all", choices=[*ARCHITECTURES, "all"], help="architecture to train")
+    parser.add_argument("--model", default="all", choices=[*architecture.names(), "all"], help="architecture to train")
     parser.add_argument(
         "--data",
         default="synthetic",
@@ -72,7 +72,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Run ``recsys-train``; returns the process exit status (2 for bad input, with the reason on stderr)."""
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
-    architectures = list(ARCHITECTURES) if args.model == "all" else [args.model]
+    architectures = list(architecture.names()) if args.model == "all" else [args.model]
     try:
         data = str(download_dataset(args.download, args.cache_dir)) if args.download else args.data
         split = load_split(

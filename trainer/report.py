@@ -14,6 +14,7 @@ COLUMNS: tuple[tuple[str, str, str], ...] = (
     ("rmse_01", "RMSE_01", "{:.4f}"),
     ("recall@10", "Recall@10", "{:.4f}"),
     ("ndcg@10", "NDCG@10", "{:.4f}"),
+    ("coverage@10", "Coverage@10", "{:.3f}"),
     ("train_seconds", "train s", "{:.1f}"),
 )
 

@@ -11,9 +11,8 @@ import torch
 from trainer import CheckpointError, load_checkpoint, train_tiny_checkpoint
 from trainer.checkpoint import save_checkpoint
 from trainer.data.splits import Split
-from trainer.inputs import predict_pairs, score_catalogue
-from trainer.models import ARCHITECTURES
-from trainer.pipeline import build_for
+from trainer.architecture import BUILT_IN as ARCHITECTURES
+from trainer.experiment import build_for
 
 
 @pytest.fixture(scope="module")
@@ -28,14 +27,16 @@ def run_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 def test_tiny_checkpoint_round_trip(architecture: str, run_dir: Path) -> None:
     path = run_dir / architecture / "checkpoint.pt"
     raw = torch.load(path, weights_only=True)  # no pickled objects
-    assert raw["format_version"] == 1 and raw["architecture"] == architecture
+    assert raw["format_version"] == 2 and raw["architecture"] == architecture
     checkpoint = load_checkpoint(path)
     assert len(checkpoint.sha256) == 64 and checkpoint.model is not None and not checkpoint.model.training
     assert len(checkpoint.user_ids) == 200 and len(checkpoint.item_ids) == 150
     assert checkpoint.history_offsets[-1] == len(checkpoint.history_items) == len(checkpoint.history_ratings)
     assert checkpoint.item_popularity.sum() == len(checkpoint.history_items)
     assert checkpoint.rating_scale == [1.0, 5.0]
-    assert set(checkpoint.metrics) == {"rmse", "mae", "rmse_01", "recall@10", "ndcg@10", "train_seconds"}
+    assert set(checkpoint.metrics) == {
+        "rmse", "mae", "rmse_01", "recall@10", "ndcg@10", "coverage@10", "train_seconds"
+    }
     assert checkpoint.metrics["rmse"] < 1.0  # tiny data has std ~1.03: the model learned something
     assert checkpoint.data["source"] == "synthetic-tiny"
     for key, value in checkpoint.model.state_dict().items():
@@ -53,10 +54,10 @@ def test_loaded_model_predicts_like_the_trained_one(tiny_split: Split, tmp_path:
         histories = tiny_split.train.histories()
         users, items = tiny_split.test.users, tiny_split.test.items
         np.testing.assert_array_equal(
-            predict_pairs(loaded.model, users, items, histories), predict_pairs(model, users, items, histories)
+            loaded.model.rate(users, items, histories), model.rate(users, items, histories)
         )
         torch.testing.assert_close(
-            score_catalogue(loaded.model, users[:5], histories), score_catalogue(model, users[:5], histories)
+            loaded.model.rank(users[:5], histories), model.rank(users[:5], histories)
         )
         assert list(tmp_path.glob(f"{architecture}/.*")) == []  # the atomic write left no temporary file
 
@@ -71,7 +72,8 @@ def test_missing_corrupt_and_foreign_files(run_dir: Path, tmp_path: Path) -> Non
     payload = torch.load(run_dir / "mf" / "checkpoint.pt", weights_only=True)
     for change, message in [
         ({"architecture": "svd"}, "unknown architecture 'svd'"),
-        ({"format_version": 2}, "format_version 2"),
+        ({"format_version": 1}, "predates ranking heads: train it again"),
+        ({"format_version": 3}, "format_version 3"),
         ({"hparams": {**payload["hparams"], "dim": 3}}, "does not rebuild its mf model"),
     ]:
         bad = tmp_path / "bad.pt"

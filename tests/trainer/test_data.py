@@ -11,8 +11,8 @@ import torch
 from trainer.data.interactions import Interactions
 from trainer.data.splits import Split, random_split, temporal_split, validation_split
 from trainer.data.synthetic import SyntheticConfig, synthetic_interactions
-from trainer.pipeline import train_and_evaluate
-from trainer.training import TrainConfig
+from trainer.config import RankingConfig, TrainConfig
+from trainer.experiment import train_and_evaluate
 
 
 def test_ids_map_to_contiguous_indices_in_first_appearance_order() -> None:
@@ -105,11 +105,15 @@ def test_test_ratings_cannot_influence_training(architecture: str, tiny_split: S
         if architecture == "lstm"
         else {"hidden_dim": 20, "dim": 8}
     )
-    first = train_and_evaluate(architecture, tiny_split, overrides=small, config=config, progress=False)
-    second = train_and_evaluate(architecture, other, overrides=small, config=config, progress=False)
+    rank = RankingConfig(epochs=2, eval_every=1, batch_size=64, progress=False)
+    first = train_and_evaluate(
+        architecture, tiny_split, overrides=small, config=config, ranking_config=rank, progress=False
+    )
+    second = train_and_evaluate(architecture, other, overrides=small, config=config, ranking_config=rank, progress=False)
     for key, value in first.model.state_dict().items():
         torch.testing.assert_close(value, second.model.state_dict()[key], rtol=0, atol=0)
     assert first.metrics["rmse"] != second.metrics["rmse"]  # the test ratings did change, and were evaluated
     if architecture == "gcn":
         edges = sum(int(adj._nnz()) for adj in first.model.adjacencies)
         assert edges == 2 * len(tiny_split.train)  # both directions of every training rating, nothing else
+        assert int(first.model.ranking.adjacency._nnz()) == 2 * len(tiny_split.train)

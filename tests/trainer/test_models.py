@@ -11,9 +11,13 @@ import numpy as np
 import pytest
 import torch
 
+from protos.tensors import INPUT_NAMES
+from trainer import architecture as registry
 from trainer.data.splits import Split
-from trainer.models import ARCHITECTURES, build_model, model_class
+from trainer.models import build_model, model_class
 from trainer.models.lstm import LSTMRecommender
+
+ARCHITECTURES = registry.BUILT_IN
 
 SIZES = {"mf": {"dim": 8}, "dense": {"dim": 8, "hidden_dim": 16}, "gcn": {"hidden_dim": 20, "dim": 8}}
 
@@ -26,14 +30,9 @@ def make(architecture: str, split: Split, seed: int = 0) -> torch.nn.Module:
         hparams.update(dim=8, hidden_dim=12, max_history_length=16)
     else:
         hparams.update(num_users=train.num_users, **SIZES[architecture])
-    histories = train.histories()
-    model = build_model(
-        architecture,
-        hparams,
-        history_offsets=histories.offsets,
-        history_items=histories.items,
-        history_ratings=histories.ratings,
-    )
+    hparams.update(registry.get(architecture).tiny)
+    hparams.update({"max_history_length": 16} if architecture == "lstm" else {})
+    model = build_model(architecture, hparams, train.histories())
     with torch.no_grad():  # random weights, so outputs spread over and beyond the rating scale
         for name, param in model.named_parameters():
             if "bias" not in name or param.dim() == 1:
@@ -41,7 +40,7 @@ def make(architecture: str, split: Split, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-def inputs(
+def _unused(
     architecture: str, split: Split, batch: int = 6
 ) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
     """(predict args, recommend args) for a batch of training users."""
@@ -56,57 +55,73 @@ def inputs(
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_shapes_ranges_and_consistency(architecture: str, tiny_split: Split) -> None:
+def test_rate_and_rank_shapes_and_ranges(architecture: str, tiny_split: Split) -> None:
     model = make(architecture, tiny_split)
-    predict_args, recommend_args = inputs(architecture, tiny_split)
-    raw = model(*predict_args)
-    predicted = model.predict(*predict_args)
-    scores = model.recommend(*recommend_args)
-    assert raw.shape == predicted.shape == (6,)
-    assert raw.dtype == predicted.dtype == scores.dtype == torch.float32
-    assert scores.shape == (6, tiny_split.train.num_items)
-    assert predicted.min() >= 1.0 and predicted.max() <= 5.0
-    torch.testing.assert_close(predicted, raw.clamp(1.0, 5.0))
-    # recommend scores the same (user, item) pairs as forward, before clipping
-    item = predict_args[-1]
-    torch.testing.assert_close(scores[torch.arange(6), item], raw, rtol=1e-5, atol=1e-5)
+    histories = tiny_split.train.histories()
+    users, items = np.arange(6), np.arange(6) * 3
+    rated = model.rate(users, items, histories)
+    ranked = model.rank(users, histories)
+    assert rated.shape == (6,) and rated.dtype == torch.float32
+    assert rated.min() >= 1.0 and rated.max() <= 5.0
+    assert ranked.shape == (6, tiny_split.train.num_items) and ranked.dtype == torch.float32
+    assert torch.isfinite(ranked).all()
+    assert not torch.allclose(ranked[0], ranked[1]), "different users must get different ranking scores"
+
+
+def _signature_inputs(architecture: str, split: Split, name: str) -> dict[str, torch.Tensor]:
+    generator = torch.Generator().manual_seed(1)
+    users = torch.randint(0, split.train.num_users, (6,), generator=generator)
+    arrays = {"user": users, "item": torch.randint(0, split.train.num_items, (6,), generator=generator)}
+    padded = split.train.histories().padded(users.numpy(), 16)
+    arrays.update(zip(("history_items", "history_ratings", "lengths"), map(torch.from_numpy, padded), strict=True))
+    declaration = registry.get(architecture).signature(name)
+    return {INPUT_NAMES[kind]: arrays[INPUT_NAMES[kind]] for kind in declaration.inputs}
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
-def test_serving_module_matches_and_scripts(architecture: str, tiny_split: Split) -> None:
+def test_serving_module_matches_every_declared_signature_and_scripts(architecture: str, tiny_split: Split) -> None:
     model = make(architecture, tiny_split)
-    predict_args, recommend_args = inputs(architecture, tiny_split)
-    serving = model.serving_module()
+    histories = tiny_split.train.histories()
+    serving = model.serving_module(histories)
     assert not serving.training
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", DeprecationWarning)
         scripted = torch.jit.script(serving)
-    for module in (serving, scripted):
-        torch.testing.assert_close(module(*predict_args), model.predict(*predict_args), rtol=0, atol=1e-5)
-        torch.testing.assert_close(
-            module.recommend(*recommend_args), model.recommend(*recommend_args), atol=1e-5, rtol=0
-        )
+    for declaration in registry.get(architecture).signatures:
+        inputs = _signature_inputs(architecture, tiny_split, declaration.name)
+        expected = declaration.eager(model, inputs, histories)
+        method = "forward" if declaration.name == "predict" else declaration.name
+        for module in (serving, scripted):
+            torch.testing.assert_close(getattr(module, method)(*inputs.values()), expected, rtol=1e-5, atol=1e-5)
 
 
 def test_gcn_serving_module_holds_no_graph(tiny_split: Split) -> None:
-    serving = make("gcn", tiny_split).serving_module()
+    serving = make("gcn", tiny_split).serving_module(tiny_split.train.histories())
     assert "torch_geometric" not in type(serving).__module__
-    tree = ast.parse(Path(sys.modules[type(serving).__module__].__file__).read_text(encoding="utf-8"))
-    imported = {alias.name for node in ast.walk(tree) if isinstance(node, ast.Import) for alias in node.names}
-    imported |= {node.module or "" for node in ast.walk(tree) if isinstance(node, ast.ImportFrom)}
-    assert imported and not any(name.split(".")[0] in ("torch_geometric", "trainer") for name in imported)
+    for module in {type(m).__module__ for m in serving.modules()} - {"torch.nn.modules.container"}:
+        if not module.startswith("trainer."):
+            continue
+        source = Path(sys.modules[module].__file__).read_text(encoding="utf-8")
+        if module.endswith("heads"):  # the frozen modules' own file imports no graph code
+            tree = ast.parse(source)
+            imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
+            imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
+            assert not any(name.split(".")[0] == "torch_geometric" for name in imported)
+    assert not any(isinstance(m, torch.nn.Module) and "torch_geometric" in type(m).__module__ for m in serving.modules())
     assert not any(t.is_sparse or t.layout != torch.strided for t in serving.state_dict().values())
 
 
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_hparams_rebuild_and_repr(architecture: str, tiny_split: Split, graph_arrays: dict) -> None:
     model = make(architecture, tiny_split)
-    extra = graph_arrays if architecture == "gcn" else {}
-    rebuilt = type(model)(**model.hparams, **extra)
+    del graph_arrays
+    histories = tiny_split.train.histories()
+    rebuilt = type(model).from_data(model.hparams, histories)
     rebuilt.load_state_dict(model.state_dict())
     rebuilt.eval()
-    predict_args, _ = inputs(architecture, tiny_split)
-    torch.testing.assert_close(rebuilt.predict(*predict_args), model.predict(*predict_args))
+    users, items = np.arange(5), np.arange(5)
+    torch.testing.assert_close(rebuilt.rate(users, items, histories), model.rate(users, items, histories))
+    torch.testing.assert_close(rebuilt.rank(users, histories), model.rank(users, histories))
     assert repr(model).startswith(f"{type(model).__name__}(")
     assert str(tiny_split.train.num_items) in repr(model)
     assert type(model) is model_class(architecture) and model.architecture == architecture
@@ -160,18 +175,28 @@ def test_gcn_requires_and_uses_its_graph(tiny_split: Split, graph_arrays: dict) 
     with pytest.raises(ValueError, match="training graph"):
         type(model)(**model.hparams)
     users = torch.arange(5)
-    before = model.recommend(users)
+    histories = tiny_split.train.histories()
+    before = model.rank(users, histories)
     empty = {
         "history_offsets": np.zeros(tiny_split.train.num_users + 1, dtype=np.int64),
         "history_items": np.zeros(0, dtype=np.int64),
         "history_ratings": np.zeros(0, dtype=np.float32),
     }
     model.set_graph(**empty)
-    assert not torch.allclose(before, model.recommend(users)), "propagation must depend on the graph"
+    assert not torch.allclose(before, model.rank(users, histories)), "propagation must depend on the graph"
     model.set_graph(**graph_arrays)
-    torch.testing.assert_close(before, model.recommend(users))
+    torch.testing.assert_close(before, model.rank(users, histories))
 
 
 def test_unknown_architecture_names_the_choices() -> None:
     with pytest.raises(ValueError, match="mf, dense, lstm, gcn"):
-        build_model("svd", {})
+        build_model("svd", {}, None)
+
+
+def test_register_refuses_a_class_that_does_not_declare_the_name() -> None:
+    declaration = registry.get("mf")
+    with pytest.raises(TypeError, match="declaration is named 'other'"):
+        registry.register(registry.Architecture("other", declaration.model_class, declaration.signatures))
+    with pytest.raises(TypeError, match="must subclass"):
+        registry.register(registry.Architecture("x", torch.nn.Linear, ()))  # type: ignore[arg-type]
+    assert "other" not in registry.names()

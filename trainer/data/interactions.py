@@ -8,11 +8,13 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from protos.histories import newest_events_padded
+
 _LOGGER = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
-class Histories:
+class UserHistories:
     """Each user's ratings in time order, as CSR arrays (the checkpoint's ``history_*`` fields).
 
     Attributes:
@@ -37,6 +39,8 @@ class Histories:
     def padded(self, users: np.ndarray, max_length: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """Right-padded most-recent histories of some users, the LSTM's input layout.
 
+        The contract's rule (:func:`protos.histories.newest_events_padded`), which the server applies too.
+
         Args:
             users: int64 [B] user indices.
             max_length: keep at most this many most recent events per user.
@@ -45,18 +49,7 @@ class Histories:
             (items int64 [B, T], ratings float32 [B, T], lengths int64 [B]) with T the longest kept
             history (at least 1); padding is 0.
         """
-        users = np.asarray(users, dtype=np.int64)
-        starts, ends = self.offsets[users], self.offsets[users + 1]
-        lengths = np.minimum(ends - starts, max_length)
-        width = max(int(lengths.max()) if len(lengths) else 1, 1)
-        items = np.zeros((len(users), width), dtype=np.int64)
-        ratings = np.zeros((len(users), width), dtype=np.float32)
-        rows = np.repeat(np.arange(len(users)), lengths)
-        cols = np.arange(int(lengths.sum())) - np.repeat(np.cumsum(lengths) - lengths, lengths)
-        source = np.repeat(ends - lengths, lengths) + cols
-        items[rows, cols] = self.items[source]
-        ratings[rows, cols] = self.ratings[source]
-        return items, ratings, lengths.astype(np.int64)
+        return newest_events_padded(self.offsets, self.items, self.ratings, users, max_length)
 
 
 @dataclass(frozen=True)
@@ -173,12 +166,12 @@ class Interactions:
         """float32 [num_items] number of ratings per item."""
         return np.bincount(self.items, minlength=self.num_items).astype(np.float32)
 
-    def histories(self) -> Histories:
+    def histories(self) -> UserHistories:
         """Per-user time-ordered histories (Spotlight's ``to_sequence``), ties broken by row order."""
         order = np.lexsort((np.arange(len(self)), self.timestamps, self.users))
         counts = np.bincount(self.users, minlength=self.num_users)
         offsets = np.concatenate([[0], np.cumsum(counts)]).astype(np.int64)
-        return Histories(offsets, self.items[order].astype(np.int64), self.ratings[order].astype(np.float32))
+        return UserHistories(offsets, self.items[order].astype(np.int64), self.ratings[order].astype(np.float32))
 
     def describe(self) -> str:
         """One line for logs: sizes, density and rating range."""

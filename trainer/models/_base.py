@@ -1,24 +1,38 @@
-"""The surface every rating model shares: hyper-parameters, repr, clipping (plain torch, no torch_geometric)."""
+"""The surface every model shares: hyper-parameters, repr, clipping, and the hooks the trainer and exporter call.
+
+Plain torch, no torch_geometric. A model has a rating head (``predict``: stars, trained on squared error)
+and a ranking head in its ``ranking`` submodule (``rank``: scores over the catalogue, trained on the
+implicit signal), each fitted by its own loop (``trainer.fitting``, ``trainer.ranking_fit``), which only
+call the hooks below.
+"""
 
 from __future__ import annotations
 
 from typing import Any, ClassVar
 
+import numpy as np
 import torch
 from torch import nn
+
+from trainer.config import RankingConfig, TrainConfig
+from trainer.data.interactions import Interactions, UserHistories
+from trainer.losses import Towers
+from trainer.minibatches import PairBatches, RankingBatch, UserRankingBatches
 
 HParam = int | float | str | bool
 
 
 class RatingModel(nn.Module):
-    """Base class holding the constructor keyword arguments and the rating scale.
+    """Base class holding the constructor keyword arguments, the rating scale and the training hooks.
 
     Subclasses call :meth:`_remember` with their constructor arguments so that
     ``type(model)(**model.hparams)`` rebuilds an equivalent, untrained model and the checkpoint can
-    store the arguments as plain numbers and strings.
+    store the arguments as plain numbers and strings. They put their ranking head's parameters under
+    ``self.ranking`` so that each loop optimises its own head only.
     """
 
     architecture: ClassVar[str] = ""
+    ranking: nn.Module
 
     def _remember(self, **hparams: HParam) -> None:
         for key, value in hparams.items():
@@ -30,6 +44,23 @@ class RatingModel(nn.Module):
             raise ValueError(f"rating_min ({rating_min}) must be below rating_max ({rating_max})")
         self.rating_min = rating_min
         self.rating_max = rating_max
+
+    @classmethod
+    def data_hparams(cls, train: Interactions) -> dict[str, HParam]:
+        """The hyper-parameters the data decides: sizes, mean and rating scale."""
+        return {
+            "num_users": train.num_users,
+            "num_items": train.num_items,
+            "global_mean": train.global_mean(),
+            "rating_min": train.rating_scale[0],
+            "rating_max": train.rating_scale[1],
+        }
+
+    @classmethod
+    def from_data(cls, hparams: dict[str, HParam], histories: UserHistories) -> RatingModel:
+        """Build the model; ``histories`` are the training histories (the GCN's graph), unused by default."""
+        del histories
+        return cls(**hparams)
 
     @property
     def hparams(self) -> dict[str, HParam]:
@@ -51,16 +82,88 @@ class RatingModel(nn.Module):
         """Hyper-parameters worth showing in ``repr`` (the shape-defining ones)."""
         return ("dim",)
 
-    def extra_hparams(self) -> dict[str, Any]:
-        """Non-scalar constructor inputs that are not hyper-parameters (the GCN's graph); none by default."""
-        return {}
+    def use_histories(self, histories: UserHistories) -> None:
+        """Adopt the training histories inference reads (the GCN's graph); nothing by default."""
+        del histories
+
+    # Rating head -------------------------------------------------------------------------------
+
+    def rating_parameters(self) -> list[nn.Parameter]:
+        """Parameters the rating loop optimises: all but the ranking head's."""
+        ranking = {id(p) for p in self.ranking.parameters()}
+        return [p for p in self.parameters() if id(p) not in ranking]
+
+    def rating_batches(self, train: Interactions, config: TrainConfig) -> Any:
+        """Batches ``((inputs...), target ratings)`` for the rating loop; (user, item) pairs by default."""
+        return PairBatches(train, config.batch_size)
+
+    def rating_loss(self, inputs: tuple[torch.Tensor, ...], target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to minimise, squared error) of one batch; the squared error of ``forward`` by default."""
+        mse = torch.nn.functional.mse_loss(self(*inputs), target)
+        return mse, mse
+
+    def penalty(self, *inputs: torch.Tensor) -> torch.Tensor:
+        """Squared norms of the rating parameters a batch touches, weighted by ``TrainConfig.l2``."""
+        raise NotImplementedError
+
+    def rate(self, users: np.ndarray, items: np.ndarray, histories: UserHistories) -> torch.Tensor:
+        """Predicted ratings of (user, item) rows, clipped, float32 [n]; ``histories`` unused by default."""
+        del histories
+        user = torch.from_numpy(np.asarray(users, dtype=np.int64))
+        item = torch.from_numpy(np.asarray(items, dtype=np.int64))
+        return self.predict(user, item)
+
+    # Ranking head ------------------------------------------------------------------------------
+
+    def ranking_batches(self, train: Interactions, config: RankingConfig) -> Any:
+        """Batches of :class:`RankingBatch` for the ranking loop; users with their rated items by default."""
+        return UserRankingBatches(train, config.batch_size, config.relevant_rating, config.low_rating_weight)
+
+    def ranking_towers(self, inputs: tuple[torch.Tensor, ...]) -> Towers:
+        """Queries, item table and penalty of one ranking batch's ``inputs``."""
+        raise NotImplementedError
+
+    def rank(self, users: np.ndarray, histories: UserHistories) -> torch.Tensor:
+        """Ranking scores of every item for some users: int64 [B] -> float32 [B, num_items]."""
+        raise NotImplementedError
+
+    def serving_module(self, histories: UserHistories) -> nn.Module:
+        """A frozen copy for export, with one method per signature; ``histories`` are the stored ones."""
+        raise NotImplementedError
+
+
+def check_index(index: torch.Tensor, size: int, name: str) -> None:
+    """Raise IndexError when an index tensor points outside an embedding table.
+
+    Args:
+        index: int64 indices of any shape.
+        size: number of rows of the table.
+        name: what the index counts ("user", "item"), for the message.
+
+    Raises:
+        IndexError: an index is negative or >= size.
+    """
+    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= size):
+        raise IndexError(
+            f"{name} index out of range: got [{int(index.min())}, {int(index.max())}], model has {size} {name}s"
+        )
+
+
+def as_index(values: np.ndarray | torch.Tensor) -> torch.Tensor:
+    """int64 tensor of indices from a NumPy array or tensor."""
+    if isinstance(values, torch.Tensor):
+        return values.long()
+    return torch.from_numpy(np.asarray(values, dtype=np.int64))
+
+
+__all__ = ["HParam", "RankingBatch", "RatingModel", "as_index", "check_index"]
 
 
 class PairRatingModel(RatingModel):
-    """A model scored from (user index, item index) with factor and bias tables: MF and dense.
+    """A model whose rating head scores (user index, item index) with factor and bias tables: MF and dense.
 
-    Subclasses set ``num_users`` and ``num_items`` and name their four tables in :meth:`_tables`; this
-    class supplies the clipped ``predict`` and the training penalty.
+    Subclasses set ``num_users`` and ``num_items`` and name their four rating tables in :meth:`_tables`;
+    this class supplies the clipped ``predict`` and the rating penalty.
     """
 
     num_users: int
@@ -86,20 +189,3 @@ class PairRatingModel(RatingModel):
         check_index(user, self.num_users, "user")
         check_index(item, self.num_items, "item")
         return self.clip(self(user, item))
-
-
-def check_index(index: torch.Tensor, size: int, name: str) -> None:
-    """Raise IndexError when an index tensor points outside an embedding table.
-
-    Args:
-        index: int64 indices of any shape.
-        size: number of rows of the table.
-        name: what the index counts ("user", "item"), for the message.
-
-    Raises:
-        IndexError: an index is negative or >= size.
-    """
-    if index.numel() and (int(index.min()) < 0 or int(index.max()) >= size):
-        raise IndexError(
-            f"{name} index out of range: got [{int(index.min())}, {int(index.max())}], model has {size} {name}s"
-        )

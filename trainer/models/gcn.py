@@ -3,8 +3,12 @@
 GC-MC (Berg, Kipf & Welling, "Graph Convolutional Matrix Completion", 2017): one graph convolution per
 rating level with the symmetric normalisation of Kipf & Welling ("Semi-Supervised Classification with
 Graph Convolutional Networks", ICLR 2017), node dropout, and a bilinear softmax decoder over rating levels.
-Propagation runs through torch-geometric's weightless ``LGConv`` (as in LightGCN, He et al., SIGIR 2020)
-on precomputed sparse adjacencies.
+Propagation runs through torch-geometric's weightless ``LGConv`` on precomputed sparse adjacencies.
+
+The ranking head is LightGCN (He et al., "LightGCN: Simplifying and Powering Graph Convolution Network
+for Recommendation", SIGIR 2020): free node embeddings propagated over the symmetric-normalised
+user-item graph by the same ``LGConv``, the layers averaged, scored by dot products, trained with the
+multinomial likelihood (``trainer/losses.py``).
 """
 
 from __future__ import annotations
@@ -17,9 +21,59 @@ import torch.nn.functional as F
 from torch import nn
 from torch_geometric.nn import LGConv
 
-from trainer.models._base import RatingModel, check_index
+from protos.recsys.v1 import model_config_pb2 as mc
+from trainer.architecture import Architecture, register
+from trainer.config import RankingConfig, TrainConfig
+from trainer.data.interactions import UserHistories
+from trainer.losses import Towers
+from trainer.models._base import HParam, RatingModel, as_index, check_index
 from trainer.models.graph import history_edges, normalized_adjacency
-from trainer.models.serving import BilinearLevelServing
+from trainer.models.heads import FrozenDotRanking, PairServing, dot_scores, freeze
+from trainer.models.signatures import user_index_signatures
+
+
+class LightGCNRanking(nn.Module):
+    """LightGCN: node embeddings averaged over ``layers`` propagations, ``score(u, i) = <z_u, z_i> + b_i``.
+
+    Args:
+        num_users: number of user nodes (``0 .. num_users - 1``; items follow).
+        num_items: number of item nodes.
+        dim: embedding size.
+        layers: propagation steps K; the output is the mean of layers 0..K (He et al., 2020).
+        conv: the weightless ``LGConv`` shared with the rating encoder.
+    """
+
+    def __init__(self, num_users: int, num_items: int, dim: int, layers: int, conv: nn.Module) -> None:
+        super().__init__()
+        self.num_users, self.layers = num_users, layers
+        self.embeddings = nn.Parameter(torch.empty(num_users + num_items, dim))
+        self.item_bias = nn.Parameter(torch.zeros(num_items))
+        self.conv = conv
+        self.adjacency: torch.Tensor | None = None
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        """Normal embeddings (std 0.1), zero biases."""
+        nn.init.normal_(self.embeddings, std=0.1)
+        nn.init.zeros_(self.item_bias)
+
+    def propagate(self) -> torch.Tensor:
+        """float32 [num_users + num_items, dim], the mean of the K + 1 layers."""
+        if self.adjacency is None:
+            raise RuntimeError("LightGCNRanking has no graph: call set_graph first")
+        layer, total = self.embeddings, self.embeddings
+        for _ in range(self.layers):
+            layer = self.conv(layer, self.adjacency)
+            total = total + layer
+        return total / (self.layers + 1)
+
+    def towers(self, users: torch.Tensor) -> Towers:
+        """Queries of ``users``; the penalty is the layer-0 norms of the users, plus the items' per user of the epoch."""
+        nodes = self.propagate()
+        share = len(users) / self.num_users
+        items = self.embeddings[self.num_users :]
+        penalty = self.embeddings[users].pow(2).sum(-1).mean() + items.pow(2).sum(-1).mean() * share
+        return Towers(nodes[users], nodes[self.num_users :], self.item_bias, penalty)
 
 
 class GraphRecommender(RatingModel):
@@ -46,6 +100,8 @@ class GraphRecommender(RatingModel):
         init_scale: multiplies the Glorot initialisation of the level tables.
         normalization: ``symmetric`` (``D^-1/2 A D^-1/2``) or ``left`` (``D^-1 A``, neighbour means).
         mse_weight: weight of a squared-error term on the expected rating added to the cross-entropy.
+        ranking_dim: size of the ranking head's (LightGCN's) embeddings.
+        ranking_layers: LightGCN propagation steps.
         history_offsets: int64 [num_users + 1] CSR offsets of the training graph (not a hyper-parameter).
         history_items: int64 [n] item of each training rating.
         history_ratings: float32 [n] rating of each training rating, in stars (picks the edge's level).
@@ -70,6 +126,8 @@ class GraphRecommender(RatingModel):
         init_scale: float = 1.0,
         normalization: str = "left",
         mse_weight: float = 10.0,
+        ranking_dim: int = 64,
+        ranking_layers: int = 1,
         *,
         history_offsets: np.ndarray | torch.Tensor | None = None,
         history_items: np.ndarray | torch.Tensor | None = None,
@@ -94,6 +152,8 @@ class GraphRecommender(RatingModel):
             init_scale=float(init_scale),
             normalization=normalization,
             mse_weight=float(mse_weight),
+            ranking_dim=ranking_dim,
+            ranking_layers=ranking_layers,
         )
         self.num_users, self.num_items, self.levels = num_users, num_items, levels
         self.dropout, self.init_scale, self.normalization = float(dropout), float(init_scale), normalization
@@ -107,6 +167,7 @@ class GraphRecommender(RatingModel):
         self.basis_weights = nn.Parameter(torch.empty(levels, num_basis))
         self.level_bias = nn.Parameter(torch.empty(levels))
         self.register_buffer("level_values", rating_min + torch.arange(levels, dtype=torch.float32))
+        self.ranking = LightGCNRanking(num_users, num_items, ranking_dim, ranking_layers, self.conv)
         self.reset_parameters()
         if history_offsets is None or history_items is None or history_ratings is None:
             raise ValueError("the GCN needs its training graph: pass history_offsets, history_items, history_ratings")
@@ -126,6 +187,21 @@ class GraphRecommender(RatingModel):
             nn.init.orthogonal_(matrix)
         nn.init.xavier_uniform_(self.basis_weights)
         nn.init.zeros_(self.level_bias)
+        self.ranking.reset_parameters()
+
+    @classmethod
+    def from_data(cls, hparams: dict[str, HParam], histories: UserHistories) -> GraphRecommender:
+        """Build the model over the graph of ``histories``."""
+        return cls(
+            **hparams,
+            history_offsets=histories.offsets,
+            history_items=histories.items,
+            history_ratings=histories.ratings,
+        )
+
+    def use_histories(self, histories: UserHistories) -> None:
+        """Propagate over the graph of ``histories`` from now on."""
+        self.set_graph(histories.offsets, histories.items, histories.ratings)
 
     def set_graph(
         self,
@@ -133,9 +209,9 @@ class GraphRecommender(RatingModel):
         history_items: np.ndarray | torch.Tensor,
         history_ratings: np.ndarray | torch.Tensor,
     ) -> None:
-        """Rebuild the per-level normalised adjacencies from CSR training histories.
+        """Rebuild the per-level normalised adjacencies and the ranking head's graph from CSR training histories.
 
-        Degrees count a node's ratings of every level, as in GC-MC.
+        Degrees count a node's ratings of every level, as in GC-MC; LightGCN's graph is symmetric-normalised.
 
         Args:
             history_offsets: int64 [num_users + 1].
@@ -160,6 +236,7 @@ class GraphRecommender(RatingModel):
             normalized_adjacency(self.num_users, self.num_items, user, item, (level == r).float(), self.normalization)
             for r in range(self.levels)
         ]
+        self.ranking.adjacency = normalized_adjacency(self.num_users, self.num_items, user, item, None, "symmetric")
 
     def rating_levels(self, ratings: torch.Tensor) -> torch.Tensor:
         """Level index of ratings in stars (rounded to the nearest level): float [n] -> int64 [n]."""
@@ -190,9 +267,7 @@ class GraphRecommender(RatingModel):
         """Expected rating in stars: int64 [B], int64 [B] -> float32 [B] (unclipped, for training)."""
         return (torch.softmax(self.level_logits(user, item), dim=-1) * self.level_values).sum(dim=-1)
 
-    def training_loss(
-        self, inputs: tuple[torch.Tensor, ...], target: torch.Tensor
-    ) -> tuple[torch.Tensor, torch.Tensor]:
+    def rating_loss(self, inputs: tuple[torch.Tensor, ...], target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """GC-MC's cross-entropy over rating levels (plus ``mse_weight`` x MSE); returns (loss, MSE)."""
         logits = self.level_logits(*inputs)
         expected = (torch.softmax(logits, dim=-1) * self.level_values).sum(dim=-1)
@@ -204,22 +279,37 @@ class GraphRecommender(RatingModel):
         """Predicted rating clipped to the rating scale: int64 [B], int64 [B] -> float32 [B]."""
         check_index(user, self.num_users, "user")
         check_index(item, self.num_items, "item")
-        return self.serving_module()(user, item)
+        return self._rating_head()(user, item)
+
+    def ranking_towers(self, inputs: tuple[torch.Tensor, ...]) -> Towers:
+        """Queries of the batch's users (``inputs[0]``) after LightGCN propagation."""
+        return self.ranking.towers(inputs[0])
 
     @torch.no_grad()
-    def recommend(self, user: torch.Tensor) -> torch.Tensor:
-        """Expected rating of every item (unclipped): int64 [B] -> float32 [B, num_items]."""
+    def rank(self, users: np.ndarray | torch.Tensor, histories: UserHistories) -> torch.Tensor:
+        """Ranking scores of every item over the model's graph: int64 [B] -> float32 [B, num_items]."""
+        del histories
+        user = as_index(users)
         check_index(user, self.num_users, "user")
-        return self.serving_module().recommend(user)
+        nodes = self.ranking.propagate()
+        return dot_scores(nodes[user], nodes[self.num_users :], self.ranking.item_bias)
 
     @torch.no_grad()
-    def serving_module(self) -> BilinearLevelServing:
-        """Frozen propagated vectors and the decoder: pure torch, no adjacency, no torch_geometric."""
+    def serving_module(self, histories: UserHistories) -> PairServing:
+        """Frozen propagated vectors of both heads: pure torch, no adjacency, no torch_geometric."""
+        del histories
+        nodes = self.ranking.propagate()
+        ranking = FrozenDotRanking(nodes[: self.num_users], nodes[self.num_users :], self.ranking.item_bias)
+        return PairServing(self._rating_head(), ranking).eval()
+
+    @torch.no_grad()
+    def _rating_head(self) -> BilinearLevelRating:
+        """The GC-MC decoder over propagated vectors (propagated in eval mode: no node dropout)."""
         was_training = self.training
         self.eval()
         users, items = self.propagate()
         self.train(was_training)
-        return BilinearLevelServing(
+        return BilinearLevelRating(
             users,
             items,
             self.basis,
@@ -229,3 +319,77 @@ class GraphRecommender(RatingModel):
             self.rating_min,
             self.rating_max,
         ).eval()
+
+
+class BilinearLevelRating(nn.Module):
+    """Frozen GC-MC decoder: a softmax over rating levels from bilinear forms, read out as the expected rating.
+
+    ``p(r | u, i) = softmax_r(sum_b a_rb u^T P_b v + c_r)`` and the rating is ``sum_r p(r) * value_r``
+    (Berg et al., 2017): the level matrices ``Q_r = sum_b a_rb P_b`` share ``num_basis`` matrices.
+
+    Args:
+        user_embeddings: float32 [num_users, dim], the propagated user vectors.
+        item_embeddings: float32 [num_items, dim], the propagated item vectors.
+        basis: float32 [num_basis, dim, dim], ``P_b``.
+        basis_weights: float32 [levels, num_basis], ``a_rb``.
+        level_bias: float32 [levels], ``c_r``.
+        level_values: float32 [levels], the rating each level stands for, in stars.
+        rating_min: lowest rating in stars.
+        rating_max: highest rating in stars.
+    """
+
+    def __init__(
+        self,
+        user_embeddings: torch.Tensor,
+        item_embeddings: torch.Tensor,
+        basis: torch.Tensor,
+        basis_weights: torch.Tensor,
+        level_bias: torch.Tensor,
+        level_values: torch.Tensor,
+        rating_min: float,
+        rating_max: float,
+    ) -> None:
+        super().__init__()
+        freeze(
+            self,
+            user_embeddings=user_embeddings,
+            item_embeddings=item_embeddings,
+            basis=basis,
+            basis_weights=basis_weights,
+            level_bias=level_bias,
+            level_values=level_values,
+        )
+        self.rating_min = float(rating_min)
+        self.rating_max = float(rating_max)
+
+    def forward(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        """Predicted rating in stars, clipped to the scale: int64 [B], int64 [B] -> float32 [B]."""
+        projected = torch.einsum("bd,nde->bne", self.user_embeddings[user], self.basis)
+        forms = (projected * self.item_embeddings[item].unsqueeze(1)).sum(dim=-1)
+        logits = torch.matmul(forms, self.basis_weights.t()) + self.level_bias
+        raw = (torch.softmax(logits, dim=-1) * self.level_values).sum(dim=-1)
+        return raw.clamp(self.rating_min, self.rating_max)
+
+
+ARCHITECTURE = register(
+    Architecture(
+        name="gcn",
+        model_class=GraphRecommender,
+        signatures=user_index_signatures(),
+        defaults={
+            "hidden_dim": 500,
+            "dim": 75,
+            "num_basis": 2,
+            "dropout": 0.7,
+            "normalization": "left",
+            "mse_weight": 10.0,
+            "ranking_dim": 64,
+            "ranking_layers": 1,
+        },
+        training=TrainConfig(epochs=1000, batch_size=1 << 20, learning_rate=2e-2, patience=100, refit=True),
+        ranking=RankingConfig(epochs=80, batch_size=256, learning_rate=1e-2, l2=0.05, low_rating_weight=0.2),
+        tiny={"hidden_dim": 50, "dim": 16, "ranking_dim": 16},
+        contract_enum=mc.ARCHITECTURE_GCN,
+        description="GC-MC rating head (Berg et al. 2017) and LightGCN ranking head (He et al. 2020), torch-geometric",
+    )
+)

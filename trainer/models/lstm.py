@@ -1,8 +1,9 @@
-"""LSTM over a user's time-ordered rating history.
+"""LSTMs over a user's time-ordered rating history: a rating head and a next-item ranking head.
 
 Hochreiter & Schmidhuber, "Long Short-Term Memory", Neural Computation 1997, used as a sequence-based
 recommender in the spirit of GRU4Rec (Hidasi et al., "Session-based Recommendations with Recurrent Neural
-Networks", ICLR 2016).
+Networks", ICLR 2016): the ranking head reads the history and is trained to predict each next item,
+weighted by how it was rated, with the multinomial likelihood over the catalogue.
 """
 
 from __future__ import annotations
@@ -15,19 +16,24 @@ import torch.nn.functional as F
 from torch import nn
 from tqdm import tqdm
 
-from trainer.data.interactions import Histories
-from trainer.models._base import RatingModel, check_index
-from trainer.models.serving import BiasedDotServing, freeze
+from protos.recsys.v1 import model_config_pb2 as mc
+from trainer.architecture import Architecture, SignatureDeclaration, register
+from trainer.config import RankingConfig, TrainConfig
+from trainer.data.interactions import Interactions, UserHistories
+from trainer.losses import Towers
+from trainer.minibatches import HistoryBatches, SequenceRankingBatches
+from trainer.models._base import HParam, RatingModel, as_index, check_index
+from trainer.models.heads import BiasedDotRating, FrozenDotRanking, biased_dot, dot_scores, freeze
 
 
 class HistoryEncoder(nn.Module):
-    """Reads right-padded (item, rating) histories and returns a user vector and a user bias per row.
+    """Reads right-padded (item, rating) histories and returns a user vector and a user bias per row or step.
 
     Each step's input is the item's embedding next to a second item embedding scaled by the rating's
     deviation from the mean, so that "liked item i" and "disliked item i" point in opposite directions.
-    The LSTM reads oldest first; the user state is the output at the last real step concatenated with
-    the mean output over the real steps (long histories otherwise fade). Positions >= length are ignored
-    (the LSTM is causal and the mean is masked); a zero-length row gets a zero state.
+    The LSTM reads oldest first; the state after step t is the output at t concatenated with the mean
+    output over steps 0..t (long histories otherwise fade). Positions >= length are ignored (the LSTM is
+    causal and the mean is masked); a zero-length row gets a zero state.
 
     Args:
         num_items: number of item indices.
@@ -59,14 +65,17 @@ class HistoryEncoder(nn.Module):
         self.global_mean = float(global_mean)
         self.rating_span = float(rating_span)
 
+    def _outputs(self, history_items: torch.Tensor, history_ratings: torch.Tensor) -> torch.Tensor:
+        deviation = ((history_ratings - self.global_mean) / self.rating_span).unsqueeze(-1)
+        steps = torch.cat([self.item_in(history_items), deviation * self.item_dev(history_items)], dim=-1)
+        output, _ = self.lstm(F.dropout(steps, self.dropout, self.training))
+        return output
+
     def forward(
         self, history_items: torch.Tensor, history_ratings: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
         """Encode histories: int64 [B, T], float32 [B, T], int64 [B] -> (float32 [B, dim], float32 [B])."""
-        deviation = ((history_ratings - self.global_mean) / self.rating_span).unsqueeze(-1)
-        steps = torch.cat([self.item_in(history_items), deviation * self.item_dev(history_items)], dim=-1)
-        steps = F.dropout(steps, self.dropout, self.training)
-        output, _ = self.lstm(steps)
+        output = self._outputs(history_items, history_ratings)
         positions = torch.arange(output.size(1), device=output.device).unsqueeze(0)
         mask = (positions < lengths.unsqueeze(1)).to(output.dtype).unsqueeze(-1)
         mean = (output * mask).sum(dim=1) / lengths.clamp(min=1).to(output.dtype).unsqueeze(1)
@@ -75,106 +84,51 @@ class HistoryEncoder(nn.Module):
         state = F.dropout(torch.cat([last, mean], dim=-1), self.dropout, self.training)
         return self.user_vector(state), self.user_bias(state).squeeze(-1)
 
+    def step_vectors(self, history_items: torch.Tensor, history_ratings: torch.Tensor) -> torch.Tensor:
+        """The user vector after every step (what :meth:`forward` gives at that length): [B, T] -> [B, T, dim]."""
+        output = self._outputs(history_items, history_ratings)
+        counts = torch.arange(1, output.size(1) + 1, device=output.device, dtype=output.dtype).view(1, -1, 1)
+        state = torch.cat([output, output.cumsum(dim=1) / counts], dim=-1)
+        return self.user_vector(F.dropout(state, self.dropout, self.training))
 
-class LSTMServing(nn.Module):
-    """Frozen LSTM scorer for export: ``forward`` equals ``LSTMRecommender.predict``.
+
+class SequenceRanking(nn.Module):
+    """Next-item head: a :class:`HistoryEncoder` state scored against output item vectors, ``<h, w_i> + b_i``.
 
     Args:
-        encoder: a trained :class:`HistoryEncoder` (copied).
-        item_factors: float32 [num_items, dim].
-        item_bias: float32 [num_items].
-        global_mean: mean training rating in stars.
-        rating_min: lowest rating in stars.
-        rating_max: highest rating in stars.
+        encoder: its own history encoder.
+        num_items: number of item indices.
+        dim: size of the state and of the item vectors.
     """
 
-    def __init__(
-        self,
-        encoder: HistoryEncoder,
-        item_factors: torch.Tensor,
-        item_bias: torch.Tensor,
-        global_mean: float,
-        rating_min: float,
-        rating_max: float,
-    ) -> None:
+    def __init__(self, encoder: HistoryEncoder, num_items: int, dim: int) -> None:
         super().__init__()
-        self.encoder = copy.deepcopy(encoder).eval()
-        for param in self.encoder.parameters():
-            param.requires_grad_(False)
-        freeze(self, item_factors=item_factors, item_bias=item_bias)
-        self.global_mean = float(global_mean)
-        self.rating_min = float(rating_min)
-        self.rating_max = float(rating_max)
+        self.encoder = encoder
+        self.items = nn.Embedding(num_items, dim)
+        self.item_bias = nn.Parameter(torch.zeros(num_items))
+        self.init_std = 0.05
 
-    def forward(
-        self, history_items: torch.Tensor, history_ratings: torch.Tensor, lengths: torch.Tensor, item: torch.Tensor
-    ) -> torch.Tensor:
-        """Predicted rating in stars, clipped: [B, T], [B, T], [B], [B] -> float32 [B]."""
-        user_vector, user_bias = self.encoder(history_items, history_ratings, lengths)
-        dot = (user_vector * self.item_factors[item]).sum(dim=-1)
-        raw = self.global_mean + user_bias + self.item_bias[item] + dot
-        return raw.clamp(self.rating_min, self.rating_max)
+    def reset_parameters(self) -> None:
+        """Normal embeddings, zero biases, PyTorch defaults for the LSTM and the state projection."""
+        for table in (self.encoder.item_in, self.encoder.item_dev, self.items):
+            nn.init.normal_(table.weight, std=self.init_std)
+        self.encoder.lstm.reset_parameters()
+        self.encoder.user_vector.reset_parameters()
+        nn.init.zeros_(self.item_bias)
 
-    @torch.jit.export
-    def recommend(
-        self, history_items: torch.Tensor, history_ratings: torch.Tensor, lengths: torch.Tensor
-    ) -> torch.Tensor:
-        """Unclipped scores over the catalogue: [B, T], [B, T], [B] -> float32 [B, num_items]."""
-        user_vector, user_bias = self.encoder(history_items, history_ratings, lengths)
-        dot = user_vector @ self.item_factors.t()
-        return self.global_mean + user_bias.unsqueeze(1) + self.item_bias.unsqueeze(0) + dot
-
-
-class LSTMUserServing(LSTMServing):
-    """:class:`LSTMServing` plus ``predict_user`` and ``recommend_user`` over user states encoded at export.
-
-    A request that names a known user makes the server read that user's stored history, which is fixed
-    for an exported version; so is the encoder's output for it. Encoded once at export, scoring that
-    user is matrix factorisation's biased dot product (:class:`BiasedDotServing`) instead of an LSTM
-    pass over up to ``max_history_length`` steps. ``forward`` and ``recommend`` still read histories,
-    for histories sent in requests.
-
-    Args:
-        encoder, item_factors, item_bias, global_mean, rating_min, rating_max: as for :class:`LSTMServing`.
-        user_vector: float32 [num_users, dim], the encoder's user vector of each stored history.
-        user_bias: float32 [num_users], its user bias. Rows of users without a stored history are zero
-            and mean nothing: callers must not score those users.
-    """
-
-    def __init__(
-        self,
-        encoder: HistoryEncoder,
-        item_factors: torch.Tensor,
-        item_bias: torch.Tensor,
-        global_mean: float,
-        rating_min: float,
-        rating_max: float,
-        user_vector: torch.Tensor,
-        user_bias: torch.Tensor,
-    ) -> None:
-        super().__init__(encoder, item_factors, item_bias, global_mean, rating_min, rating_max)
-        self.users = BiasedDotServing(
-            user_vector, item_factors, user_bias, item_bias, global_mean, rating_min, rating_max
-        ).eval()
-
-    @torch.jit.export
-    def predict_user(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
-        """Predicted rating in stars from the user's stored history, clipped: int64 [B], int64 [B] -> float32 [B]."""
-        return self.users(user, item)
-
-    @torch.jit.export
-    def recommend_user(self, user: torch.Tensor) -> torch.Tensor:
-        """Unclipped scores over the catalogue from the user's stored history: int64 [B] -> float32 [B, num_items]."""
-        return self.users.recommend(user)
+    def towers(self, history_items: torch.Tensor, history_ratings: torch.Tensor) -> Towers:
+        """One query per (window, step); the penalty is the output item table's mean squared norm."""
+        queries = self.encoder.step_vectors(history_items, history_ratings).reshape(-1, self.items.embedding_dim)
+        return Towers(queries, self.items.weight, self.item_bias, self.items.weight.pow(2).sum(-1).mean())
 
 
 class LSTMRecommender(RatingModel):
-    """Predicts a candidate item's rating from the user's time-ordered (item, rating) history.
+    """Predicts a candidate item's rating, and ranks the catalogue, from the user's time-ordered history.
 
-    An LSTM (Hochreiter & Schmidhuber, 1997) encodes the history once into a user vector and a user
-    bias; the head is factorised, ``mean + b_user(h) + b_i + <u(h), q_i>``, so scoring the whole
-    catalogue costs one LSTM pass per history and one matrix product, not one pass per item. The user
-    is known only through the history: no user index enters the model.
+    Rating head: an LSTM (Hochreiter & Schmidhuber, 1997) encodes the history once into a user vector
+    and a user bias; the head is factorised, ``mean + b_user(h) + b_i + <u(h), q_i>``, so scoring costs
+    one LSTM pass per history. Ranking head: a second encoder of the same shape trained to predict the
+    next item (GRU4Rec-style). The user is known only through the history: no user index enters the model.
 
     Args:
         num_items: number of item indices.
@@ -187,6 +141,9 @@ class LSTMRecommender(RatingModel):
         rating_min: lowest rating in stars (``predict`` clips to it).
         rating_max: highest rating in stars.
         init_std: standard deviation of the embedding initialisation.
+        ranking_dim: the ranking head's embedding and state size.
+        ranking_hidden_dim: the ranking head's LSTM state size.
+        ranking_dropout: the ranking head's dropout, in training.
     """
 
     architecture = "lstm"
@@ -203,12 +160,19 @@ class LSTMRecommender(RatingModel):
         rating_min: float = 1.0,
         rating_max: float = 5.0,
         init_std: float = 0.05,
+        ranking_dim: int = 64,
+        ranking_hidden_dim: int = 128,
+        ranking_dropout: float = 0.3,
     ) -> None:
         super().__init__()
-        if num_items < 1 or dim < 1 or hidden_dim < 1 or num_layers < 1 or max_history_length < 1:
-            raise ValueError("num_items, dim, hidden_dim, num_layers and max_history_length must be positive")
-        if not 0.0 <= dropout < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {dropout}")
+        sizes = (num_items, dim, hidden_dim, num_layers, max_history_length, ranking_dim, ranking_hidden_dim)
+        if min(sizes) < 1:
+            raise ValueError(
+                "num_items, dim, hidden_dim, num_layers, max_history_length, ranking_dim and ranking_hidden_dim "
+                "must be positive"
+            )
+        if not (0.0 <= dropout < 1.0 and 0.0 <= ranking_dropout < 1.0):
+            raise ValueError(f"dropout and ranking_dropout must be in [0, 1), got {dropout}, {ranking_dropout}")
         self._remember(
             num_items=num_items,
             dim=dim,
@@ -220,21 +184,34 @@ class LSTMRecommender(RatingModel):
             rating_min=float(rating_min),
             rating_max=float(rating_max),
             init_std=float(init_std),
+            ranking_dim=ranking_dim,
+            ranking_hidden_dim=ranking_hidden_dim,
+            ranking_dropout=float(ranking_dropout),
         )
         self.num_items, self.global_mean = num_items, float(global_mean)
         self.max_history_length, self.init_std = max_history_length, float(init_std)
-        self.encoder = HistoryEncoder(
-            num_items, dim, hidden_dim, num_layers, dropout, global_mean, float(rating_max) - float(rating_min)
-        )
+        span = float(rating_max) - float(rating_min)
+        self.encoder = HistoryEncoder(num_items, dim, hidden_dim, num_layers, dropout, global_mean, span)
         self.item_factors = nn.Embedding(num_items, dim)
         self.item_bias = nn.Embedding(num_items, 1)
+        ranking_encoder = HistoryEncoder(
+            num_items, ranking_dim, ranking_hidden_dim, num_layers, ranking_dropout, global_mean, span
+        )
+        self.ranking = SequenceRanking(ranking_encoder, num_items, ranking_dim)
         self.reset_parameters()
+
+    @classmethod
+    def data_hparams(cls, train: Interactions) -> dict[str, HParam]:
+        """Sizes, mean and scale, without ``num_users``: the model knows users only by their histories."""
+        hparams = super().data_hparams(train)
+        del hparams["num_users"]
+        return hparams
 
     def _repr_keys(self) -> tuple[str, ...]:
         return ("dim", "hidden_dim", "max_history_length")
 
     def reset_parameters(self) -> None:
-        """Normal embeddings, zero item biases, PyTorch defaults for the LSTM and the head."""
+        """Normal embeddings, zero biases, PyTorch defaults for the LSTMs and the heads."""
         for table in (self.encoder.item_in, self.encoder.item_dev, self.item_factors):
             nn.init.normal_(table.weight, std=self.init_std)
         nn.init.zeros_(self.item_bias.weight)
@@ -242,6 +219,8 @@ class LSTMRecommender(RatingModel):
         self.encoder.user_vector.reset_parameters()
         nn.init.zeros_(self.encoder.user_bias.weight)
         nn.init.zeros_(self.encoder.user_bias.bias)
+        self.ranking.init_std = self.init_std
+        self.ranking.reset_parameters()
 
     def forward(
         self,
@@ -267,8 +246,13 @@ class LSTMRecommender(RatingModel):
         user_vector, user_bias = self.encoder(history_items, history_ratings, lengths)
         if rows is not None:
             user_vector, user_bias = user_vector[rows], user_bias[rows]
-        dot = (user_vector * self.item_factors.weight[item]).sum(dim=-1)
-        return self.global_mean + user_bias + self.item_bias.weight[item, 0] + dot
+        return biased_dot(
+            self.global_mean, user_bias, self.item_bias.weight[item, 0], user_vector, self.item_factors.weight[item]
+        )
+
+    def rating_batches(self, train: Interactions, config: TrainConfig) -> HistoryBatches:
+        """Users' histories split at random into context and rating targets."""
+        return HistoryBatches(train, config.batch_size, self.max_history_length, config.target_fraction)
 
     def penalty(
         self,
@@ -316,22 +300,58 @@ class LSTMRecommender(RatingModel):
     def recommend(
         self, history_items: torch.Tensor, history_ratings: torch.Tensor, lengths: torch.Tensor
     ) -> torch.Tensor:
-        """Unclipped scores of every item from one LSTM pass per history: [B, T], [B, T], [B] -> [B, num_items]."""
+        """Ranking scores of every item from one pass of the ranking encoder: [B, T], [B, T], [B] -> [B, num_items]."""
         self._check(history_items, lengths)
-        user_vector, user_bias = self.encoder(history_items, history_ratings, lengths)
-        dot = user_vector @ self.item_factors.weight.t()
-        return self.global_mean + user_bias.unsqueeze(1) + self.item_bias.weight[:, 0].unsqueeze(0) + dot
+        state, _ = self.ranking.encoder(history_items, history_ratings, lengths)
+        return dot_scores(state, self.ranking.items.weight, self.ranking.item_bias)
+
+    def _stored(self, users: np.ndarray | torch.Tensor, histories: UserHistories) -> tuple[torch.Tensor, ...]:
+        padded = histories.padded(as_index(users).numpy(), self.max_history_length)
+        return tuple(torch.from_numpy(array) for array in padded)
 
     @torch.no_grad()
-    def encode_histories(self, histories: Histories, batch_size: int = 256) -> tuple[torch.Tensor, torch.Tensor]:
-        """The encoder's state of every user's stored history: what :meth:`predict` reads for that user.
+    def rate(
+        self, users: np.ndarray | torch.Tensor, items: np.ndarray | torch.Tensor, histories: UserHistories
+    ) -> torch.Tensor:
+        """Predicted ratings of (user, item) rows from each user's stored history; each distinct user is encoded once."""
+        users, items = as_index(users).numpy(), as_index(items)
+        unique, inverse = np.unique(users, return_inverse=True)
+        out = torch.empty(len(users))
+        for first in range(0, len(unique), 256):
+            chunk = np.flatnonzero((inverse >= first) & (inverse < first + 256))
+            history = self._stored(unique[first : first + 256], histories)
+            self._check(history[0], history[2])
+            rows = torch.from_numpy(inverse[chunk] - first)
+            out[torch.from_numpy(chunk)] = self.clip(self(*history, items[chunk], rows))
+        return out
+
+    @torch.no_grad()
+    def rank(self, users: np.ndarray | torch.Tensor, histories: UserHistories) -> torch.Tensor:
+        """Ranking scores of every item from each user's stored history: int64 [B] -> float32 [B, num_items]."""
+        return self.recommend(*self._stored(users, histories))
+
+    def ranking_batches(self, train: Interactions, config: RankingConfig) -> SequenceRankingBatches:
+        """History windows whose every step's positive is the next item."""
+        return SequenceRankingBatches(
+            train, config.batch_size, self.max_history_length, config.relevant_rating, config.low_rating_weight
+        )
+
+    def ranking_towers(self, inputs: tuple[torch.Tensor, ...]) -> Towers:
+        """Queries of every step of the batch's windows (``inputs`` are items, ratings, lengths)."""
+        return self.ranking.towers(inputs[0], inputs[1])
+
+    @torch.no_grad()
+    def encode_histories(
+        self, encoder: HistoryEncoder, histories: UserHistories, batch_size: int = 256
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """An encoder's state of every user's stored history: what :meth:`rate`/:meth:`rank` read for that user.
 
         Each history is cut to its most recent ``max_history_length`` events, as the server cuts it. The
         encoder runs in eval mode (the model's mode is restored after), on batches of users sorted by
-        history length so that little padding is computed; 943 MovieLens 100K users take well under a
-        second on one CPU core, and a progress bar appears only past two seconds.
+        history length so that little padding is computed; a progress bar appears only past two seconds.
 
         Args:
+            encoder: ``self.encoder`` (rating head) or ``self.ranking.encoder``.
             histories: every user's training history (the exported side files).
             batch_size: users per encoder pass.
 
@@ -347,7 +367,7 @@ class LSTMRecommender(RatingModel):
         lengths = np.minimum(histories.lengths(), self.max_history_length)
         users = np.flatnonzero(lengths > 0)
         order = users[np.argsort(lengths[users], kind="stable")]
-        user_vector = torch.zeros(histories.num_users, self.item_factors.embedding_dim)
+        user_vector = torch.zeros(histories.num_users, encoder.user_vector.out_features)
         user_bias = torch.zeros(histories.num_users)
         was_training = self.training
         self.eval()
@@ -355,25 +375,149 @@ class LSTMRecommender(RatingModel):
             starts = range(0, len(order), batch_size)
             for start in tqdm(starts, desc="encode user histories", unit="batch", disable=None, delay=2.0):
                 batch = order[start : start + batch_size]
-                padded = histories.padded(batch, self.max_history_length)
-                items, ratings, batch_lengths = (torch.from_numpy(array) for array in padded)
+                items, ratings, batch_lengths = self._stored(batch, histories)
                 self._check(items, batch_lengths)
                 rows = torch.from_numpy(batch)
-                user_vector[rows], user_bias[rows] = self.encoder(items, ratings, batch_lengths)
+                user_vector[rows], user_bias[rows] = encoder(items, ratings, batch_lengths)
         finally:
             self.train(was_training)
         return user_vector, user_bias
 
-    def serving_module(self, histories: Histories | None = None) -> LSTMServing:
-        """A frozen copy for export: ``forward`` equals :meth:`predict`, ``recommend`` equals :meth:`recommend`.
+    def serving_module(self, histories: UserHistories) -> LSTMServing:
+        """A frozen copy for export: one method per signature, the stored users' states encoded here."""
+        rating_vector, rating_bias = self.encode_histories(self.encoder, histories)
+        ranking_vector, _ = self.encode_histories(self.ranking.encoder, histories)
+        item_factors, item_bias = self.item_factors.weight, self.item_bias.weight[:, 0]
+        stored_rating = BiasedDotRating(
+            rating_vector, item_factors, rating_bias, item_bias, self.global_mean, self.rating_min, self.rating_max
+        )
+        stored_ranking = FrozenDotRanking(ranking_vector, self.ranking.items.weight, self.ranking.item_bias)
+        return LSTMServing(self, stored_rating, stored_ranking).eval()
 
-        Args:
-            histories: every user's stored history; when given, the copy is an :class:`LSTMUserServing`
-                whose ``predict_user``/``recommend_user`` score users by index from these histories,
-                encoded once here (:meth:`encode_histories`).
-        """
-        tables = (self.encoder, self.item_factors.weight, self.item_bias.weight[:, 0])
-        scale = (self.global_mean, self.rating_min, self.rating_max)
-        if histories is None:
-            return LSTMServing(*tables, *scale).eval()
-        return LSTMUserServing(*tables, *scale, *self.encode_histories(histories)).eval()
+
+class LSTMServing(nn.Module):
+    """Frozen LSTM heads for export.
+
+    ``forward``/``recommend`` read histories sent in requests; ``predict_user``/``recommend_user`` score
+    users by index from their stored histories, encoded once at export: a request naming a known user then
+    costs MF's biased dot product instead of an LSTM pass over up to ``max_history_length`` steps. Rows of
+    users without a stored history are zero and mean nothing: callers must not score those users.
+
+    Args:
+        model: the trained model (its encoders and tables are copied).
+        stored_rating: the rating head over the stored users' states.
+        stored_ranking: the ranking head over the stored users' states.
+    """
+
+    def __init__(self, model: LSTMRecommender, stored_rating: nn.Module, stored_ranking: nn.Module) -> None:
+        super().__init__()
+        self.encoder = copy.deepcopy(model.encoder).eval()
+        self.ranking_encoder = copy.deepcopy(model.ranking.encoder).eval()
+        freeze(
+            self,
+            item_factors=model.item_factors.weight,
+            item_bias=model.item_bias.weight[:, 0],
+            ranking_items=model.ranking.items.weight,
+            ranking_bias=model.ranking.item_bias,
+        )
+        self.stored_rating = stored_rating.eval()
+        self.stored_ranking = stored_ranking.eval()
+        for param in self.parameters():
+            param.requires_grad_(False)
+        self.global_mean = float(model.global_mean)
+        self.rating_min = float(model.rating_min)
+        self.rating_max = float(model.rating_max)
+
+    def forward(
+        self, history_items: torch.Tensor, history_ratings: torch.Tensor, lengths: torch.Tensor, item: torch.Tensor
+    ) -> torch.Tensor:
+        """Predicted rating in stars, clipped: [B, T], [B, T], [B], [B] -> float32 [B]."""
+        user_vector, user_bias = self.encoder(history_items, history_ratings, lengths)
+        raw = biased_dot(self.global_mean, user_bias, self.item_bias[item], user_vector, self.item_factors[item])
+        return raw.clamp(self.rating_min, self.rating_max)
+
+    @torch.jit.export
+    def recommend(
+        self, history_items: torch.Tensor, history_ratings: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """Ranking scores over the catalogue: [B, T], [B, T], [B] -> float32 [B, num_items]."""
+        state, _ = self.ranking_encoder(history_items, history_ratings, lengths)
+        return dot_scores(state, self.ranking_items, self.ranking_bias)
+
+    @torch.jit.export
+    def predict_user(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
+        """Predicted rating in stars from the user's stored history, clipped: int64 [B], int64 [B] -> float32 [B]."""
+        return self.stored_rating(user, item)
+
+    @torch.jit.export
+    def recommend_user(self, user: torch.Tensor) -> torch.Tensor:
+        """Ranking scores over the catalogue from the user's stored history: int64 [B] -> float32 [B, num_items]."""
+        return self.stored_ranking(user)
+
+
+_HISTORY = (mc.TENSOR_KIND_HISTORY_ITEMS, mc.TENSOR_KIND_HISTORY_RATINGS, mc.TENSOR_KIND_HISTORY_LENGTHS)
+_USER, _ITEM = mc.TENSOR_KIND_USER_INDEX, mc.TENSOR_KIND_ITEM_INDEX
+
+
+def _history_args(inputs: dict[str, torch.Tensor]) -> tuple[torch.Tensor, ...]:
+    return inputs["history_items"], inputs["history_ratings"], inputs["lengths"]
+
+
+ARCHITECTURE = register(
+    Architecture(
+        name="lstm",
+        model_class=LSTMRecommender,
+        signatures=(
+            SignatureDeclaration(
+                "predict",
+                (*_HISTORY, _ITEM),
+                mc.TENSOR_KIND_RATING,
+                lambda model, inputs, histories: model.predict(*_history_args(inputs), inputs["item"]),
+            ),
+            SignatureDeclaration(
+                "recommend",
+                _HISTORY,
+                mc.TENSOR_KIND_RANKING_SCORES,
+                lambda model, inputs, histories: model.recommend(*_history_args(inputs)),
+            ),
+            SignatureDeclaration(
+                "predict_user",
+                (_USER, _ITEM),
+                mc.TENSOR_KIND_RATING,
+                lambda model, inputs, histories: model.rate(inputs["user"], inputs["item"], histories),
+                reads_stored_history=True,
+            ),
+            SignatureDeclaration(
+                "recommend_user",
+                (_USER,),
+                mc.TENSOR_KIND_RANKING_SCORES,
+                lambda model, inputs, histories: model.rank(inputs["user"], histories),
+                reads_stored_history=True,
+            ),
+        ),
+        defaults={
+            "dim": 32,
+            "hidden_dim": 64,
+            "num_layers": 1,
+            "dropout": 0.3,
+            "max_history_length": 100,
+            "ranking_dim": 64,
+            "ranking_hidden_dim": 128,
+            "ranking_dropout": 0.3,
+        },
+        training=TrainConfig(
+            epochs=60,
+            batch_size=64,
+            learning_rate=3e-3,
+            lr_decay=0.9,
+            l2=0.02,
+            weight_decay=0.05,
+            target_fraction=0.5,
+            patience=5,
+        ),
+        ranking=RankingConfig(epochs=40, batch_size=64, learning_rate=2e-3, l2=0.0, low_rating_weight=0.2),
+        tiny={"dim": 16, "hidden_dim": 32, "max_history_length": 50, "ranking_dim": 16, "ranking_hidden_dim": 32},
+        contract_enum=mc.ARCHITECTURE_LSTM,
+        description="LSTMs over the time-ordered history: rating head and next-item ranking head (GRU4Rec-style)",
+    )
+)

@@ -24,7 +24,7 @@ _sym_db = _symbol_database.Default()
 
 
 
-DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1crecsys/v1/model_config.proto\x12\trecsys.v1\"b\n\nTensorSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x05\x64type\x18\x02 \x01(\x0e\x32\x13.recsys.v1.DataType\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\"h\n\tSignature\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x06inputs\x18\x02 \x03(\x0b\x32\x15.recsys.v1.TensorSpec\x12&\n\x07outputs\x18\x03 \x03(\x0b\x32\x15.recsys.v1.TensorSpec\"{\n\x08\x41rtifact\x12)\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x19.recsys.v1.ArtifactFormat\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x12\n\nsignatures\x18\x03 \x03(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x12\n\nonnx_opset\x18\x05 \x01(\x05\"O\n\x08SideFile\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.recsys.v1.SideFileKind\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"\'\n\x0bRatingScale\x12\x0b\n\x03min\x18\x01 \x01(\x02\x12\x0b\n\x03max\x18\x02 \x01(\x02\"\x8d\x01\n\x0bParityCheck\x12)\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x19.recsys.v1.ArtifactFormat\x12\x11\n\tsignature\x18\x02 \x01(\t\x12\x12\n\nbatch_size\x18\x03 \x01(\x05\x12\x16\n\x0ehistory_length\x18\x04 \x01(\x05\x12\x14\n\x0cmax_abs_diff\x18\x05 \x01(\x01\"Y\n\x06Parity\x12\x11\n\ttolerance\x18\x01 \x01(\x01\x12\x14\n\x0cmax_abs_diff\x18\x02 \x01(\x01\x12&\n\x06\x63hecks\x18\x03 \x03(\x0b\x32\x16.recsys.v1.ParityCheck\"\xb6\x05\n\x0bModelConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12-\n\x0c\x61rchitecture\x18\x03 \x01(\x0e\x32\x17.recsys.v1.Architecture\x12(\n\nsignatures\x18\x04 \x03(\x0b\x32\x14.recsys.v1.Signature\x12,\n\x0crating_scale\x18\x05 \x01(\x0b\x32\x16.recsys.v1.RatingScale\x12\x11\n\tnum_users\x18\x06 \x01(\x03\x12\x11\n\tnum_items\x18\x07 \x01(\x03\x12\x1a\n\x12max_history_length\x18\x08 \x01(\x03\x12&\n\tartifacts\x18\t \x03(\x0b\x32\x13.recsys.v1.Artifact\x12\'\n\nside_files\x18\n \x03(\x0b\x32\x13.recsys.v1.SideFile\x12\x45\n\x10training_metrics\x18\x0b \x03(\x0b\x32+.recsys.v1.ModelConfig.TrainingMetricsEntry\x12 \n\x18source_checkpoint_sha256\x18\x0c \x01(\t\x12!\n\x06parity\x18\r \x01(\x0b\x32\x11.recsys.v1.Parity\x12\x12\n\ncreated_at\x18\x0e \x01(\t\x12\x44\n\x0fhyperparameters\x18\x0f \x03(\x0b\x32+.recsys.v1.ModelConfig.HyperparametersEntry\x12\x18\n\x10\x65xporter_version\x18\x10 \x01(\t\x1a\x36\n\x14TrainingMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x36\n\x14HyperparametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*Q\n\x08\x44\x61taType\x12\x19\n\x15\x44\x41TA_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x41TA_TYPE_INT64\x10\x01\x12\x15\n\x11\x44\x41TA_TYPE_FLOAT32\x10\x02*\x86\x01\n\x0c\x41rchitecture\x12\x1c\n\x18\x41RCHITECTURE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41RCHITECTURE_MF\x10\x01\x12\x16\n\x12\x41RCHITECTURE_DENSE\x10\x02\x12\x15\n\x11\x41RCHITECTURE_LSTM\x10\x03\x12\x14\n\x10\x41RCHITECTURE_GCN\x10\x04*l\n\x0e\x41rtifactFormat\x12\x1f\n\x1b\x41RTIFACT_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41RTIFACT_FORMAT_ONNX\x10\x01\x12\x1f\n\x1b\x41RTIFACT_FORMAT_TORCHSCRIPT\x10\x02*\xf6\x01\n\x0cSideFileKind\x12\x1e\n\x1aSIDE_FILE_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17SIDE_FILE_KIND_USER_IDS\x10\x01\x12\x1b\n\x17SIDE_FILE_KIND_ITEM_IDS\x10\x02\x12\"\n\x1eSIDE_FILE_KIND_ITEM_POPULARITY\x10\x03\x12\"\n\x1eSIDE_FILE_KIND_HISTORY_OFFSETS\x10\x04\x12 \n\x1cSIDE_FILE_KIND_HISTORY_ITEMS\x10\x05\x12\"\n\x1eSIDE_FILE_KIND_HISTORY_RATINGS\x10\x06\x42K\n\rdev.recsys.v1P\x01Z8github.com/recsys-serve/recsys/gen/go/recsys/v1;recsysv1b\x06proto3')
+DESCRIPTOR = _descriptor_pool.Default().AddSerializedFile(b'\n\x1crecsys/v1/model_config.proto\x12\trecsys.v1\"\x87\x01\n\nTensorSpec\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\"\n\x05\x64type\x18\x02 \x01(\x0e\x32\x13.recsys.v1.DataType\x12\r\n\x05shape\x18\x03 \x03(\x03\x12\x13\n\x0b\x64\x65scription\x18\x04 \x01(\t\x12#\n\x04kind\x18\x05 \x01(\x0e\x32\x15.recsys.v1.TensorKind\"\x86\x01\n\tSignature\x12\x0c\n\x04name\x18\x01 \x01(\t\x12%\n\x06inputs\x18\x02 \x03(\x0b\x32\x15.recsys.v1.TensorSpec\x12&\n\x07outputs\x18\x03 \x03(\x0b\x32\x15.recsys.v1.TensorSpec\x12\x1c\n\x14reads_stored_history\x18\x04 \x01(\x08\"{\n\x08\x41rtifact\x12)\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x19.recsys.v1.ArtifactFormat\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x12\n\nsignatures\x18\x03 \x03(\t\x12\x0e\n\x06sha256\x18\x04 \x01(\t\x12\x12\n\nonnx_opset\x18\x05 \x01(\x05\"O\n\x08SideFile\x12%\n\x04kind\x18\x01 \x01(\x0e\x32\x17.recsys.v1.SideFileKind\x12\x0c\n\x04path\x18\x02 \x01(\t\x12\x0e\n\x06sha256\x18\x03 \x01(\t\"\'\n\x0bRatingScale\x12\x0b\n\x03min\x18\x01 \x01(\x02\x12\x0b\n\x03max\x18\x02 \x01(\x02\"\xbb\x01\n\x0bParityCheck\x12)\n\x06\x66ormat\x18\x01 \x01(\x0e\x32\x19.recsys.v1.ArtifactFormat\x12\x11\n\tsignature\x18\x02 \x01(\t\x12\x12\n\nbatch_size\x18\x03 \x01(\x05\x12\x16\n\x0ehistory_length\x18\x04 \x01(\x05\x12\x14\n\x0cmax_abs_diff\x18\x05 \x01(\x01\x12\r\n\x05top_k\x18\x06 \x01(\x05\x12\x1d\n\x15top_k_mismatched_rows\x18\x07 \x01(\x05\"Y\n\x06Parity\x12\x11\n\ttolerance\x18\x01 \x01(\x01\x12\x14\n\x0cmax_abs_diff\x18\x02 \x01(\x01\x12&\n\x06\x63hecks\x18\x03 \x03(\x0b\x32\x16.recsys.v1.ParityCheck\"\xd1\x05\n\x0bModelConfig\x12\x0c\n\x04name\x18\x01 \x01(\t\x12\x0f\n\x07version\x18\x02 \x01(\x03\x12-\n\x0c\x61rchitecture\x18\x03 \x01(\x0e\x32\x17.recsys.v1.Architecture\x12(\n\nsignatures\x18\x04 \x03(\x0b\x32\x14.recsys.v1.Signature\x12,\n\x0crating_scale\x18\x05 \x01(\x0b\x32\x16.recsys.v1.RatingScale\x12\x11\n\tnum_users\x18\x06 \x01(\x03\x12\x11\n\tnum_items\x18\x07 \x01(\x03\x12\x1a\n\x12max_history_length\x18\x08 \x01(\x03\x12&\n\tartifacts\x18\t \x03(\x0b\x32\x13.recsys.v1.Artifact\x12\'\n\nside_files\x18\n \x03(\x0b\x32\x13.recsys.v1.SideFile\x12\x45\n\x10training_metrics\x18\x0b \x03(\x0b\x32+.recsys.v1.ModelConfig.TrainingMetricsEntry\x12 \n\x18source_checkpoint_sha256\x18\x0c \x01(\t\x12!\n\x06parity\x18\r \x01(\x0b\x32\x11.recsys.v1.Parity\x12\x12\n\ncreated_at\x18\x0e \x01(\t\x12\x44\n\x0fhyperparameters\x18\x0f \x03(\x0b\x32+.recsys.v1.ModelConfig.HyperparametersEntry\x12\x18\n\x10\x65xporter_version\x18\x10 \x01(\t\x12\x19\n\x11\x61rchitecture_name\x18\x11 \x01(\t\x1a\x36\n\x14TrainingMetricsEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\x01:\x02\x38\x01\x1a\x36\n\x14HyperparametersEntry\x12\x0b\n\x03key\x18\x01 \x01(\t\x12\r\n\x05value\x18\x02 \x01(\t:\x02\x38\x01*Q\n\x08\x44\x61taType\x12\x19\n\x15\x44\x41TA_TYPE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x44\x41TA_TYPE_INT64\x10\x01\x12\x15\n\x11\x44\x41TA_TYPE_FLOAT32\x10\x02*\x86\x01\n\x0c\x41rchitecture\x12\x1c\n\x18\x41RCHITECTURE_UNSPECIFIED\x10\x00\x12\x13\n\x0f\x41RCHITECTURE_MF\x10\x01\x12\x16\n\x12\x41RCHITECTURE_DENSE\x10\x02\x12\x15\n\x11\x41RCHITECTURE_LSTM\x10\x03\x12\x14\n\x10\x41RCHITECTURE_GCN\x10\x04*\x99\x02\n\nTensorKind\x12\x1b\n\x17TENSOR_KIND_UNSPECIFIED\x10\x00\x12\x1a\n\x16TENSOR_KIND_USER_INDEX\x10\x01\x12\x1a\n\x16TENSOR_KIND_ITEM_INDEX\x10\x02\x12\x1d\n\x19TENSOR_KIND_HISTORY_ITEMS\x10\x03\x12\x1f\n\x1bTENSOR_KIND_HISTORY_RATINGS\x10\x04\x12\x1f\n\x1bTENSOR_KIND_HISTORY_LENGTHS\x10\x05\x12\x16\n\x12TENSOR_KIND_RATING\x10\n\x12\x1d\n\x19TENSOR_KIND_RATING_SCORES\x10\x0b\x12\x1e\n\x1aTENSOR_KIND_RANKING_SCORES\x10\x0c*l\n\x0e\x41rtifactFormat\x12\x1f\n\x1b\x41RTIFACT_FORMAT_UNSPECIFIED\x10\x00\x12\x18\n\x14\x41RTIFACT_FORMAT_ONNX\x10\x01\x12\x1f\n\x1b\x41RTIFACT_FORMAT_TORCHSCRIPT\x10\x02*\xf6\x01\n\x0cSideFileKind\x12\x1e\n\x1aSIDE_FILE_KIND_UNSPECIFIED\x10\x00\x12\x1b\n\x17SIDE_FILE_KIND_USER_IDS\x10\x01\x12\x1b\n\x17SIDE_FILE_KIND_ITEM_IDS\x10\x02\x12\"\n\x1eSIDE_FILE_KIND_ITEM_POPULARITY\x10\x03\x12\"\n\x1eSIDE_FILE_KIND_HISTORY_OFFSETS\x10\x04\x12 \n\x1cSIDE_FILE_KIND_HISTORY_ITEMS\x10\x05\x12\"\n\x1eSIDE_FILE_KIND_HISTORY_RATINGS\x10\x06\x42K\n\rdev.recsys.v1P\x01Z8github.com/recsys-serve/recsys/gen/go/recsys/v1;recsysv1b\x06proto3')
 
 _globals = globals()
 _builder.BuildMessageAndEnumDescriptors(DESCRIPTOR, _globals)
@@ -36,32 +36,34 @@ if not _descriptor._USE_C_DESCRIPTORS:
   _globals['_MODELCONFIG_TRAININGMETRICSENTRY']._serialized_options = b'8\001'
   _globals['_MODELCONFIG_HYPERPARAMETERSENTRY']._loaded_options = None
   _globals['_MODELCONFIG_HYPERPARAMETERSENTRY']._serialized_options = b'8\001'
-  _globals['_DATATYPE']._serialized_start=1428
-  _globals['_DATATYPE']._serialized_end=1509
-  _globals['_ARCHITECTURE']._serialized_start=1512
-  _globals['_ARCHITECTURE']._serialized_end=1646
-  _globals['_ARTIFACTFORMAT']._serialized_start=1648
-  _globals['_ARTIFACTFORMAT']._serialized_end=1756
-  _globals['_SIDEFILEKIND']._serialized_start=1759
-  _globals['_SIDEFILEKIND']._serialized_end=2005
-  _globals['_TENSORSPEC']._serialized_start=43
-  _globals['_TENSORSPEC']._serialized_end=141
-  _globals['_SIGNATURE']._serialized_start=143
-  _globals['_SIGNATURE']._serialized_end=247
-  _globals['_ARTIFACT']._serialized_start=249
-  _globals['_ARTIFACT']._serialized_end=372
-  _globals['_SIDEFILE']._serialized_start=374
-  _globals['_SIDEFILE']._serialized_end=453
-  _globals['_RATINGSCALE']._serialized_start=455
-  _globals['_RATINGSCALE']._serialized_end=494
-  _globals['_PARITYCHECK']._serialized_start=497
-  _globals['_PARITYCHECK']._serialized_end=638
-  _globals['_PARITY']._serialized_start=640
-  _globals['_PARITY']._serialized_end=729
-  _globals['_MODELCONFIG']._serialized_start=732
-  _globals['_MODELCONFIG']._serialized_end=1426
-  _globals['_MODELCONFIG_TRAININGMETRICSENTRY']._serialized_start=1316
-  _globals['_MODELCONFIG_TRAININGMETRICSENTRY']._serialized_end=1370
-  _globals['_MODELCONFIG_HYPERPARAMETERSENTRY']._serialized_start=1372
-  _globals['_MODELCONFIG_HYPERPARAMETERSENTRY']._serialized_end=1426
+  _globals['_DATATYPE']._serialized_start=1570
+  _globals['_DATATYPE']._serialized_end=1651
+  _globals['_ARCHITECTURE']._serialized_start=1654
+  _globals['_ARCHITECTURE']._serialized_end=1788
+  _globals['_TENSORKIND']._serialized_start=1791
+  _globals['_TENSORKIND']._serialized_end=2072
+  _globals['_ARTIFACTFORMAT']._serialized_start=2074
+  _globals['_ARTIFACTFORMAT']._serialized_end=2182
+  _globals['_SIDEFILEKIND']._serialized_start=2185
+  _globals['_SIDEFILEKIND']._serialized_end=2431
+  _globals['_TENSORSPEC']._serialized_start=44
+  _globals['_TENSORSPEC']._serialized_end=179
+  _globals['_SIGNATURE']._serialized_start=182
+  _globals['_SIGNATURE']._serialized_end=316
+  _globals['_ARTIFACT']._serialized_start=318
+  _globals['_ARTIFACT']._serialized_end=441
+  _globals['_SIDEFILE']._serialized_start=443
+  _globals['_SIDEFILE']._serialized_end=522
+  _globals['_RATINGSCALE']._serialized_start=524
+  _globals['_RATINGSCALE']._serialized_end=563
+  _globals['_PARITYCHECK']._serialized_start=566
+  _globals['_PARITYCHECK']._serialized_end=753
+  _globals['_PARITY']._serialized_start=755
+  _globals['_PARITY']._serialized_end=844
+  _globals['_MODELCONFIG']._serialized_start=847
+  _globals['_MODELCONFIG']._serialized_end=1568
+  _globals['_MODELCONFIG_TRAININGMETRICSENTRY']._serialized_start=1458
+  _globals['_MODELCONFIG_TRAININGMETRICSENTRY']._serialized_end=1512
+  _globals['_MODELCONFIG_HYPERPARAMETERSENTRY']._serialized_start=1514
+  _globals['_MODELCONFIG_HYPERPARAMETERSENTRY']._serialized_end=1568
 # @@protoc_insertion_point(module_scope)

@@ -21,6 +21,18 @@ class Architecture(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     ARCHITECTURE_LSTM: _ClassVar[Architecture]
     ARCHITECTURE_GCN: _ClassVar[Architecture]
 
+class TensorKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
+    __slots__ = ()
+    TENSOR_KIND_UNSPECIFIED: _ClassVar[TensorKind]
+    TENSOR_KIND_USER_INDEX: _ClassVar[TensorKind]
+    TENSOR_KIND_ITEM_INDEX: _ClassVar[TensorKind]
+    TENSOR_KIND_HISTORY_ITEMS: _ClassVar[TensorKind]
+    TENSOR_KIND_HISTORY_RATINGS: _ClassVar[TensorKind]
+    TENSOR_KIND_HISTORY_LENGTHS: _ClassVar[TensorKind]
+    TENSOR_KIND_RATING: _ClassVar[TensorKind]
+    TENSOR_KIND_RATING_SCORES: _ClassVar[TensorKind]
+    TENSOR_KIND_RANKING_SCORES: _ClassVar[TensorKind]
+
 class ArtifactFormat(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     __slots__ = ()
     ARTIFACT_FORMAT_UNSPECIFIED: _ClassVar[ArtifactFormat]
@@ -44,6 +56,15 @@ ARCHITECTURE_MF: Architecture
 ARCHITECTURE_DENSE: Architecture
 ARCHITECTURE_LSTM: Architecture
 ARCHITECTURE_GCN: Architecture
+TENSOR_KIND_UNSPECIFIED: TensorKind
+TENSOR_KIND_USER_INDEX: TensorKind
+TENSOR_KIND_ITEM_INDEX: TensorKind
+TENSOR_KIND_HISTORY_ITEMS: TensorKind
+TENSOR_KIND_HISTORY_RATINGS: TensorKind
+TENSOR_KIND_HISTORY_LENGTHS: TensorKind
+TENSOR_KIND_RATING: TensorKind
+TENSOR_KIND_RATING_SCORES: TensorKind
+TENSOR_KIND_RANKING_SCORES: TensorKind
 ARTIFACT_FORMAT_UNSPECIFIED: ArtifactFormat
 ARTIFACT_FORMAT_ONNX: ArtifactFormat
 ARTIFACT_FORMAT_TORCHSCRIPT: ArtifactFormat
@@ -56,26 +77,30 @@ SIDE_FILE_KIND_HISTORY_ITEMS: SideFileKind
 SIDE_FILE_KIND_HISTORY_RATINGS: SideFileKind
 
 class TensorSpec(_message.Message):
-    __slots__ = ("name", "dtype", "shape", "description")
+    __slots__ = ("name", "dtype", "shape", "description", "kind")
     NAME_FIELD_NUMBER: _ClassVar[int]
     DTYPE_FIELD_NUMBER: _ClassVar[int]
     SHAPE_FIELD_NUMBER: _ClassVar[int]
     DESCRIPTION_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
     name: str
     dtype: DataType
     shape: _containers.RepeatedScalarFieldContainer[int]
     description: str
-    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[_Union[DataType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., description: _Optional[str] = ...) -> None: ...
+    kind: TensorKind
+    def __init__(self, name: _Optional[str] = ..., dtype: _Optional[_Union[DataType, str]] = ..., shape: _Optional[_Iterable[int]] = ..., description: _Optional[str] = ..., kind: _Optional[_Union[TensorKind, str]] = ...) -> None: ...
 
 class Signature(_message.Message):
-    __slots__ = ("name", "inputs", "outputs")
+    __slots__ = ("name", "inputs", "outputs", "reads_stored_history")
     NAME_FIELD_NUMBER: _ClassVar[int]
     INPUTS_FIELD_NUMBER: _ClassVar[int]
     OUTPUTS_FIELD_NUMBER: _ClassVar[int]
+    READS_STORED_HISTORY_FIELD_NUMBER: _ClassVar[int]
     name: str
     inputs: _containers.RepeatedCompositeFieldContainer[TensorSpec]
     outputs: _containers.RepeatedCompositeFieldContainer[TensorSpec]
-    def __init__(self, name: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ...) -> None: ...
+    reads_stored_history: bool
+    def __init__(self, name: _Optional[str] = ..., inputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., outputs: _Optional[_Iterable[_Union[TensorSpec, _Mapping]]] = ..., reads_stored_history: _Optional[bool] = ...) -> None: ...
 
 class Artifact(_message.Message):
     __slots__ = ("format", "path", "signatures", "sha256", "onnx_opset")
@@ -110,18 +135,22 @@ class RatingScale(_message.Message):
     def __init__(self, min: _Optional[float] = ..., max: _Optional[float] = ...) -> None: ...
 
 class ParityCheck(_message.Message):
-    __slots__ = ("format", "signature", "batch_size", "history_length", "max_abs_diff")
+    __slots__ = ("format", "signature", "batch_size", "history_length", "max_abs_diff", "top_k", "top_k_mismatched_rows")
     FORMAT_FIELD_NUMBER: _ClassVar[int]
     SIGNATURE_FIELD_NUMBER: _ClassVar[int]
     BATCH_SIZE_FIELD_NUMBER: _ClassVar[int]
     HISTORY_LENGTH_FIELD_NUMBER: _ClassVar[int]
     MAX_ABS_DIFF_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_FIELD_NUMBER: _ClassVar[int]
+    TOP_K_MISMATCHED_ROWS_FIELD_NUMBER: _ClassVar[int]
     format: ArtifactFormat
     signature: str
     batch_size: int
     history_length: int
     max_abs_diff: float
-    def __init__(self, format: _Optional[_Union[ArtifactFormat, str]] = ..., signature: _Optional[str] = ..., batch_size: _Optional[int] = ..., history_length: _Optional[int] = ..., max_abs_diff: _Optional[float] = ...) -> None: ...
+    top_k: int
+    top_k_mismatched_rows: int
+    def __init__(self, format: _Optional[_Union[ArtifactFormat, str]] = ..., signature: _Optional[str] = ..., batch_size: _Optional[int] = ..., history_length: _Optional[int] = ..., max_abs_diff: _Optional[float] = ..., top_k: _Optional[int] = ..., top_k_mismatched_rows: _Optional[int] = ...) -> None: ...
 
 class Parity(_message.Message):
     __slots__ = ("tolerance", "max_abs_diff", "checks")
@@ -134,7 +163,7 @@ class Parity(_message.Message):
     def __init__(self, tolerance: _Optional[float] = ..., max_abs_diff: _Optional[float] = ..., checks: _Optional[_Iterable[_Union[ParityCheck, _Mapping]]] = ...) -> None: ...
 
 class ModelConfig(_message.Message):
-    __slots__ = ("name", "version", "architecture", "signatures", "rating_scale", "num_users", "num_items", "max_history_length", "artifacts", "side_files", "training_metrics", "source_checkpoint_sha256", "parity", "created_at", "hyperparameters", "exporter_version")
+    __slots__ = ("name", "version", "architecture", "signatures", "rating_scale", "num_users", "num_items", "max_history_length", "artifacts", "side_files", "training_metrics", "source_checkpoint_sha256", "parity", "created_at", "hyperparameters", "exporter_version", "architecture_name")
     class TrainingMetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -165,6 +194,7 @@ class ModelConfig(_message.Message):
     CREATED_AT_FIELD_NUMBER: _ClassVar[int]
     HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
     EXPORTER_VERSION_FIELD_NUMBER: _ClassVar[int]
+    ARCHITECTURE_NAME_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     architecture: Architecture
@@ -181,4 +211,5 @@ class ModelConfig(_message.Message):
     created_at: str
     hyperparameters: _containers.ScalarMap[str, str]
     exporter_version: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., architecture: _Optional[_Union[Architecture, str]] = ..., signatures: _Optional[_Iterable[_Union[Signature, _Mapping]]] = ..., rating_scale: _Optional[_Union[RatingScale, _Mapping]] = ..., num_users: _Optional[int] = ..., num_items: _Optional[int] = ..., max_history_length: _Optional[int] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., side_files: _Optional[_Iterable[_Union[SideFile, _Mapping]]] = ..., training_metrics: _Optional[_Mapping[str, float]] = ..., source_checkpoint_sha256: _Optional[str] = ..., parity: _Optional[_Union[Parity, _Mapping]] = ..., created_at: _Optional[str] = ..., hyperparameters: _Optional[_Mapping[str, str]] = ..., exporter_version: _Optional[str] = ...) -> None: ...
+    architecture_name: str
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., architecture: _Optional[_Union[Architecture, str]] = ..., signatures: _Optional[_Iterable[_Union[Signature, _Mapping]]] = ..., rating_scale: _Optional[_Union[RatingScale, _Mapping]] = ..., num_users: _Optional[int] = ..., num_items: _Optional[int] = ..., max_history_length: _Optional[int] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., side_files: _Optional[_Iterable[_Union[SideFile, _Mapping]]] = ..., training_metrics: _Optional[_Mapping[str, float]] = ..., source_checkpoint_sha256: _Optional[str] = ..., parity: _Optional[_Union[Parity, _Mapping]] = ..., created_at: _Optional[str] = ..., hyperparameters: _Optional[_Mapping[str, str]] = ..., exporter_version: _Optional[str] = ..., architecture_name: _Optional[str] = ...) -> None: ...

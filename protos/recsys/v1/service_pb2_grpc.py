@@ -67,7 +67,8 @@ class RecommenderServiceServicer:
         raise NotImplementedError('Method not implemented!')
 
     def Recommend(self, request, context):
-        """Ranks the catalogue (or a candidate subset) for each user or history.
+        """Ranks the catalogue (or a candidate subset) for each user or history by the
+        model's ranking score: what the user will choose next, and like.
         """
         context.set_code(grpc.StatusCode.UNIMPLEMENTED)
         context.set_details('Method not implemented!')

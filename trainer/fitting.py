@@ -1,4 +1,4 @@
-"""The training loop: mini-batch Adam(W), L2 on touched rows, early stopping on validation RMSE."""
+"""The rating head's loop: AdamW on squared error, L2 on touched rows, early stopping on validation RMSE."""
 
 from __future__ import annotations
 
@@ -7,60 +7,18 @@ import logging
 import math
 import time
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from trainer.batching import HistoryBatches, PairBatches
-from trainer.data.interactions import Histories, Interactions
+from trainer.config import TrainConfig
+from trainer.data.interactions import Interactions, UserHistories
 from trainer.evaluation import rating_errors
-from trainer.inputs import predict_pairs
 from trainer.models import RatingModel
 
 _LOGGER = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How to fit one model.
-
-    Attributes:
-        epochs: most passes over the training ratings.
-        batch_size: ratings per step (for the LSTM: users per step).
-        learning_rate: AdamW step size.
-        weight_decay: AdamW decoupled decay on dense layer weights (not on embeddings, which ``l2`` covers).
-        l2: weight of the model's ``penalty`` (mean squared norm of the rows a batch touches).
-        patience: epochs without a better validation RMSE before stopping; the best epoch's weights are kept.
-        lr_decay: multiply the learning rate by this after every epoch (1 = constant).
-        target_fraction: LSTM only: share of each history held out as targets per epoch.
-        refit: after early stopping, train a fresh model on all training ratings (validation included) for
-            the best epoch count and keep that one: the final model sees every training rating.
-        max_seconds: stop after this much wall time (None = no limit); the best weights so far are kept.
-        seed: seeds the initialisation, the shuffling and dropout.
-        progress: show a tqdm bar with loss and validation RMSE.
-        progress_position: line of the bar, when several models train side by side.
-    """
-
-    epochs: int = 40
-    batch_size: int = 1024
-    learning_rate: float = 3e-3
-    weight_decay: float = 0.0
-    l2: float = 0.0
-    patience: int = 3
-    lr_decay: float = 1.0
-    target_fraction: float = 0.2
-    refit: bool = False
-    max_seconds: float | None = None
-    seed: int = 0
-    progress: bool = True
-    progress_position: int = 0
-
-    def __post_init__(self) -> None:
-        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
-            raise ValueError("epochs, batch_size and patience must be positive")
-        if self.learning_rate <= 0 or self.weight_decay < 0 or self.l2 < 0 or not 0 < self.lr_decay <= 1:
-            raise ValueError("need learning_rate > 0, weight_decay >= 0, l2 >= 0 and 0 < lr_decay <= 1")
 
 
 @dataclass
@@ -109,8 +67,8 @@ def fit(model: RatingModel, train: Interactions, valid: Interactions | None, con
         raise ValueError(f"need training and validation ratings, got {len(train)} and {len(valid or ())}")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    batches = _batches(model, train, config)
-    optimizer = _optimizer(model, config)
+    batches = model.rating_batches(train, config)
+    optimizer = adamw(model, model.rating_parameters(), config.learning_rate, config.weight_decay)
     histories = train.histories()
     best_state, best_rmse, best_epoch = copy.deepcopy(model.state_dict()), math.inf, 0
     result = FitResult(0, math.inf, 0, 0.0)
@@ -155,38 +113,38 @@ def fit(model: RatingModel, train: Interactions, valid: Interactions | None, con
     model.eval()
     result.best_epoch, result.best_val_rmse = best_epoch, best_rmse if valid is not None else math.nan
     result.seconds = time.perf_counter() - started
-    _LOGGER.info(
-        "%s: best validation RMSE %.4f at epoch %d of %d (%.1f s)",
-        model.architecture,
-        best_rmse,
-        best_epoch,
-        result.epochs_run,
-        result.seconds,
-    )
+    if valid is None:
+        _LOGGER.info("%s: refit %d epochs (%.1f s)", model.architecture, result.epochs_run, result.seconds)
+    else:
+        _LOGGER.info(
+            "%s: best validation RMSE %.4f at epoch %d of %d (%.1f s)",
+            model.architecture,
+            best_rmse,
+            best_epoch,
+            result.epochs_run,
+            result.seconds,
+        )
     return result
 
 
-def _validate(model: RatingModel, valid: Interactions, histories: Histories) -> float:
-    predicted = predict_pairs(model, valid.users, valid.items, histories)
+def _validate(model: RatingModel, valid: Interactions, histories: UserHistories) -> float:
+    predicted = model.rate(valid.users, valid.items, histories).numpy()
     return rating_errors(predicted, valid.ratings, valid.rating_scale)["rmse"]
 
 
-def _batches(model: RatingModel, train: Interactions, config: TrainConfig) -> PairBatches | HistoryBatches:
-    if model.architecture == "lstm":
-        return HistoryBatches(
-            train, config.batch_size, int(model.hparams["max_history_length"]), config.target_fraction
-        )
-    return PairBatches(train, config.batch_size)
-
-
-def _optimizer(model: RatingModel, config: TrainConfig) -> torch.optim.Optimizer:
-    """AdamW with decay on matrices of dense layers only; embeddings and biases are left to ``l2``."""
+def adamw(
+    model: torch.nn.Module, parameters: list[torch.nn.Parameter], learning_rate: float, weight_decay: float
+) -> torch.optim.Optimizer:
+    """AdamW over ``parameters`` with decay on matrices of dense layers only; embeddings and biases are left to L2."""
+    wanted = {id(p) for p in parameters}
     decay, no_decay = [], []
     for name, param in model.named_parameters():
+        if id(param) not in wanted:
+            continue
         is_table = isinstance(_owner(model, name), torch.nn.Embedding)
         (decay if param.dim() > 1 and not is_table else no_decay).append(param)
-    groups = [{"params": decay, "weight_decay": config.weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
-    return torch.optim.AdamW([g for g in groups if g["params"]], lr=config.learning_rate)
+    groups = [{"params": decay, "weight_decay": weight_decay}, {"params": no_decay, "weight_decay": 0.0}]
+    return torch.optim.AdamW([g for g in groups if g["params"]], lr=learning_rate)
 
 
 def _owner(model: torch.nn.Module, parameter_name: str) -> torch.nn.Module:
@@ -195,7 +153,7 @@ def _owner(model: torch.nn.Module, parameter_name: str) -> torch.nn.Module:
 
 def _train_epoch(
     model: RatingModel,
-    batches: PairBatches | HistoryBatches,
+    batches: Any,
     optimizer: torch.optim.Optimizer,
     config: TrainConfig,
     rng: np.random.Generator,
@@ -203,10 +161,7 @@ def _train_epoch(
     model.train()
     total, count = 0.0, 0
     for inputs, target in batches.epoch(rng):
-        if hasattr(model, "training_loss"):
-            loss, mse = model.training_loss(inputs, target)
-        else:
-            loss = mse = torch.nn.functional.mse_loss(model(*inputs), target)
+        loss, mse = model.rating_loss(inputs, target)
         if config.l2:
             loss = loss + config.l2 * model.penalty(*inputs)
         if not torch.isfinite(loss):

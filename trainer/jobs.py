@@ -16,12 +16,12 @@ from pathlib import Path
 
 import torch
 
+from trainer import architecture
 from trainer.checkpoint import save_checkpoint
+from trainer.config import RankingConfig, TrainConfig
 from trainer.data.splits import Split
-from trainer.defaults import TRAIN_DEFAULTS
+from trainer.experiment import train_and_evaluate
 from trainer.models._base import HParam
-from trainer.pipeline import train_and_evaluate
-from trainer.training import TrainConfig
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -86,22 +86,27 @@ def run_models(
     return dict(zip(architectures, results, strict=True))
 
 
-def config_for(architecture: str, options: RunOptions, position: int = 0) -> TrainConfig:
-    """The tuned training settings of ``architecture`` with the run's seed, budget and progress display."""
-    config = dataclasses.replace(
-        TRAIN_DEFAULTS[architecture],
-        seed=options.seed,
-        progress=options.progress,
-        progress_position=position,
-        max_seconds=options.max_seconds,
-    )
+def configs_for(name: str, options: RunOptions, position: int = 0) -> tuple[TrainConfig, RankingConfig]:
+    """The declared rating and ranking settings of ``name`` with the run's seed, budget and progress display."""
+    declaration = architecture.get(name)
+    shared = {
+        "seed": options.seed,
+        "progress": options.progress,
+        "progress_position": position,
+        "max_seconds": options.max_seconds,
+    }
+    rating = dataclasses.replace(declaration.training, **shared)
+    ranking = dataclasses.replace(declaration.ranking, **shared)
     if options.epochs is not None:
-        config = dataclasses.replace(config, epochs=options.epochs, patience=min(config.patience, options.epochs))
-    return config
+        rating = dataclasses.replace(rating, epochs=options.epochs, patience=min(rating.patience, options.epochs))
+        ranking = dataclasses.replace(
+            ranking, epochs=options.epochs, eval_every=min(ranking.eval_every, options.epochs)
+        )
+    return rating, ranking
 
 
 def _train_one(
-    architecture: str,
+    name: str,
     split: Split,
     out_dir: Path | None,
     options: RunOptions,
@@ -110,18 +115,20 @@ def _train_one(
     position: int,
 ) -> dict[str, float]:
     torch.set_num_threads(options.threads)
+    config, ranking_config = configs_for(name, options, position)
     trained = train_and_evaluate(
-        architecture,
+        name,
         split,
         overrides=overrides,
-        config=config_for(architecture, options, position),
+        config=config,
+        ranking_config=ranking_config,
         val_fraction=options.val_fraction,
         seed=options.seed,
         progress=options.progress,
     )
     if out_dir is not None:
         path = save_checkpoint(
-            Path(out_dir) / architecture / "checkpoint.pt",
+            Path(out_dir) / name / "checkpoint.pt",
             trained.model,
             split.train,
             metrics=trained.metrics,
