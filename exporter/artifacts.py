@@ -15,7 +15,8 @@ from exporter.onnx_export import export_onnx
 from exporter.parity import Runner, onnx_runner, torchscript_runner
 from exporter.signatures import build_signatures
 from exporter.torchscript_export import export_torchscript, load_torchscript
-from protos.recsys.v1 import model_config_pb2 as pb
+from protos.recsys.v1 import model_config_pb2 as mc
+from trainer.architecture import Architecture
 
 TORCHSCRIPT_NAME = "model.pt"
 
@@ -32,19 +33,22 @@ class WrittenArtifacts:
         runners: ``(ArtifactFormat, signature) -> runner`` over the saved files, for parity.
     """
 
-    artifacts: list[pb.Artifact] = dataclasses.field(default_factory=list)
+    artifacts: list[mc.Artifact] = dataclasses.field(default_factory=list)
     runners: dict[tuple[int, str], Runner] = dataclasses.field(default_factory=dict)
 
 
-def write_artifacts(serving: nn.Module, shape: ModelShape, formats: Sequence[str], folder: Path) -> WrittenArtifacts:
+def write_artifacts(
+    serving: nn.Module, architecture: Architecture, shape: ModelShape, formats: Sequence[str], folder: Path
+) -> WrittenArtifacts:
     """Export ``serving`` in each format into ``folder``.
 
-    ONNX gets one self-contained file per signature (``predict.onnx``, ``recommend.onnx``, and the LSTM's
-    ``predict_user.onnx``, ``recommend_user.onnx``) so the server can run each without the other's weights
-    in memory twice; TorchScript gets one ``model.pt`` holding all of them as methods.
+    ONNX gets one self-contained file per signature (``predict.onnx``, ``recommend.onnx``, and for history
+    models ``predict_user.onnx``, ``recommend_user.onnx``) so the server can run each without the other's
+    weights in memory twice; TorchScript gets one ``model.pt`` holding all of them as methods.
 
     Args:
-        serving: the model's serving module, in eval mode (for the LSTM, built with its stored histories).
+        serving: the model's serving module, in eval mode, built with the stored histories.
+        architecture: the declaration (its signatures).
         shape: the model's sizes (for example inputs).
         formats: names from :data:`exporter.formats.FORMATS`.
         folder: the staging folder.
@@ -56,30 +60,31 @@ def write_artifacts(serving: nn.Module, shape: ModelShape, formats: Sequence[str
         ExportError: an exporter failed or a saved file breaks its signature.
     """
     written = WrittenArtifacts()
-    signatures = build_signatures(shape.architecture, shape.num_items)
+    signatures = build_signatures(architecture, shape.num_items)
     generator = torch.Generator().manual_seed(0)
     history_length = min(_EXAMPLE_HISTORY, max(shape.max_history_length, 1))
     if "onnx" in formats:
         for signature in signatures:
             path = folder / f"{signature.name}.onnx"
-            example = random_inputs(shape, signature.name, _EXAMPLE_BATCH, history_length, generator)
+            declaration = architecture.signature(signature.name)
+            example = random_inputs(shape, declaration, _EXAMPLE_BATCH, history_length, generator)
             opset = export_onnx(serving, signature, example, path)
             written.artifacts.append(
-                pb.Artifact(
-                    format=pb.ARTIFACT_FORMAT_ONNX,
+                mc.Artifact(
+                    format=mc.ARTIFACT_FORMAT_ONNX,
                     path=path.name,
                     signatures=[signature.name],
                     sha256=sha256_file(path),
                     onnx_opset=opset,
                 )
             )
-            written.runners[(pb.ARTIFACT_FORMAT_ONNX, signature.name)] = onnx_runner(path)
+            written.runners[(mc.ARTIFACT_FORMAT_ONNX, signature.name)] = onnx_runner(path)
     if "torchscript" in formats:
         path = folder / TORCHSCRIPT_NAME
         export_torchscript(serving, path, [signature.name for signature in signatures])
         written.artifacts.append(
-            pb.Artifact(
-                format=pb.ARTIFACT_FORMAT_TORCHSCRIPT,
+            mc.Artifact(
+                format=mc.ARTIFACT_FORMAT_TORCHSCRIPT,
                 path=path.name,
                 signatures=[signature.name for signature in signatures],
                 sha256=sha256_file(path),
@@ -87,7 +92,7 @@ def write_artifacts(serving: nn.Module, shape: ModelShape, formats: Sequence[str
         )
         scripted = load_torchscript(path)
         for signature in signatures:
-            written.runners[(pb.ARTIFACT_FORMAT_TORCHSCRIPT, signature.name)] = torchscript_runner(
+            written.runners[(mc.ARTIFACT_FORMAT_TORCHSCRIPT, signature.name)] = torchscript_runner(
                 scripted, signature.name
             )
     return written

@@ -12,7 +12,7 @@ from exporter.errors import ExportError, ExportInputError
 from exporter.export import ExportResult, export_run
 from exporter.formats import FORMATS, format_label
 from exporter.signatures import ARCHITECTURES
-from protos.recsys.v1 import model_config_pb2 as pb
+from protos.recsys.v1 import model_config_pb2 as mc
 
 
 def _csv(value: str) -> list[str]:
@@ -64,7 +64,7 @@ def _parity_lines(result: ExportResult) -> list[str]:
 def describe(result: ExportResult) -> str:
     """What one export wrote: folder, files, ONNX opset and parity figures."""
     config = result.config
-    opsets = sorted({a.onnx_opset for a in config.artifacts if a.format == pb.ARTIFACT_FORMAT_ONNX})
+    opsets = sorted({a.onnx_opset for a in config.artifacts if a.format == mc.ARTIFACT_FORMAT_ONNX})
     files = ", ".join(a.path for a in config.artifacts)
     lines = [
         f"wrote {result.name} version {result.version} at {result.path}",

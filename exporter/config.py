@@ -15,8 +15,9 @@ from pathlib import Path
 from google.protobuf import json_format
 
 from exporter.errors import ExportError
-from exporter.signatures import ARCHITECTURES, build_signatures
-from protos.recsys.v1 import model_config_pb2 as pb
+from exporter.signatures import build_signatures
+from protos.recsys.v1 import model_config_pb2 as mc
+from trainer.architecture import Architecture
 
 CONFIG_NAME = "config.json"
 
@@ -34,27 +35,27 @@ def exporter_version() -> str:
 def build_config(
     *,
     name: str,
-    architecture: str,
+    architecture: Architecture,
     num_users: int,
     num_items: int,
     rating_scale: Sequence[float],
     max_history_length: int,
-    artifacts: Sequence[pb.Artifact],
-    side_files: Sequence[pb.SideFile],
+    artifacts: Sequence[mc.Artifact],
+    side_files: Sequence[mc.SideFile],
     training_metrics: Mapping[str, float],
     hyperparameters: Mapping[str, object],
     source_checkpoint_sha256: str,
-    parity: pb.Parity,
-) -> pb.ModelConfig:
+    parity: mc.Parity,
+) -> mc.ModelConfig:
     """Assemble a version's config; the version number and creation time are set at publish time.
 
     Args:
         name: model name (the folder name).
-        architecture: ``mf``, ``dense``, ``lstm`` or ``gcn``.
+        architecture: the architecture's declaration.
         num_users: number of user indices.
         num_items: number of item indices.
         rating_scale: ``[min, max]`` in stars.
-        max_history_length: the LSTM's longest history; 0 otherwise.
+        max_history_length: longest history a history signature reads; 0 when none does.
         artifacts: the runnable files written, with their hashes and opsets.
         side_files: the .npy files written, with their hashes.
         training_metrics: test-split metrics from training.
@@ -65,11 +66,12 @@ def build_config(
     Returns:
         The config with ``version`` 0 and no ``created_at`` yet (see :func:`stamp`).
     """
-    return pb.ModelConfig(
+    return mc.ModelConfig(
         name=name,
-        architecture=ARCHITECTURES[architecture],
+        architecture=architecture.contract_enum,
+        architecture_name=architecture.name,
         signatures=build_signatures(architecture, num_items),
-        rating_scale=pb.RatingScale(min=float(rating_scale[0]), max=float(rating_scale[1])),
+        rating_scale=mc.RatingScale(min=float(rating_scale[0]), max=float(rating_scale[1])),
         num_users=num_users,
         num_items=num_items,
         max_history_length=max_history_length,
@@ -83,30 +85,30 @@ def build_config(
     )
 
 
-def stamp(config: pb.ModelConfig, version: int) -> pb.ModelConfig:
+def stamp(config: mc.ModelConfig, version: int) -> mc.ModelConfig:
     """A copy of ``config`` with its version number and the current UTC time (RFC 3339)."""
-    stamped = pb.ModelConfig()
+    stamped = mc.ModelConfig()
     stamped.CopyFrom(config)
     stamped.version = version
     stamped.created_at = datetime.datetime.now(datetime.UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
     return stamped
 
 
-def config_to_json(config: pb.ModelConfig) -> str:
+def config_to_json(config: mc.ModelConfig) -> str:
     """Protobuf JSON of a config, proto field names, defaults included, keys in field order."""
     return json_format.MessageToJson(
         config, preserving_proto_field_name=True, always_print_fields_with_no_presence=True
     )
 
 
-def write_config(config: pb.ModelConfig, folder: Path) -> Path:
+def write_config(config: mc.ModelConfig, folder: Path) -> Path:
     """Write ``folder/config.json`` and return its path."""
     path = folder / CONFIG_NAME
     path.write_text(config_to_json(config) + "\n", encoding="utf-8")
     return path
 
 
-def read_config(folder: Path) -> pb.ModelConfig:
+def read_config(folder: Path) -> mc.ModelConfig:
     """Read a version folder's ``config.json`` with the generated code alone, as the server does.
 
     Raises:
@@ -114,6 +116,6 @@ def read_config(folder: Path) -> pb.ModelConfig:
     """
     path = folder / CONFIG_NAME
     try:
-        return json_format.Parse(path.read_text(encoding="utf-8"), pb.ModelConfig())
+        return json_format.Parse(path.read_text(encoding="utf-8"), mc.ModelConfig())
     except (OSError, json_format.ParseError) as error:
         raise ExportError(f"cannot read {path}: {error}") from error

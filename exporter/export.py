@@ -22,10 +22,10 @@ from exporter.inputs import ModelShape
 from exporter.parity import PARITY_TOLERANCE, check_parity
 from exporter.repository import prepare_repository, publish, staging_folder, validate_model_name
 from exporter.side_files import side_file_arrays, write_side_files
-from exporter.signatures import ARCHITECTURES
-from protos.recsys.v1 import model_config_pb2 as pb
+from protos.recsys.v1 import model_config_pb2 as mc
+from trainer import architecture as architectures
 from trainer.checkpoint import Checkpoint, CheckpointError, load_checkpoint
-from trainer.data.interactions import Histories
+from trainer.data.interactions import UserHistories
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -47,10 +47,10 @@ class ExportResult:
     name: str
     version: int
     path: Path
-    config: pb.ModelConfig
+    config: mc.ModelConfig
 
     @property
-    def parity(self) -> pb.Parity:
+    def parity(self) -> mc.Parity:
         """The parity figures recorded in the config."""
         return self.config.parity
 
@@ -91,10 +91,10 @@ def load_for_export(checkpoint: Path) -> Checkpoint:
         raise ExportInputError(_one_line(error)) from error
     except Exception as error:  # torch.load and model rebuilding raise many types for a damaged file
         raise ExportInputError(f"cannot load checkpoint {checkpoint}: {_one_line(error)}") from error
-    if loaded.architecture not in ARCHITECTURES:
+    if loaded.architecture not in architectures.names():
         raise ExportInputError(
             f"checkpoint {checkpoint} has architecture {loaded.architecture!r}, which the exporter does not know; "
-            f"known: {', '.join(ARCHITECTURES)}"
+            f"known: {', '.join(architectures.names())}"
         )
     loaded.model.eval()
     return loaded
@@ -117,7 +117,7 @@ def _model_shape(loaded: Checkpoint) -> ModelShape:
         num_items=num_items,
         rating_min=float(loaded.rating_scale[0]),
         rating_max=float(loaded.rating_scale[1]),
-        max_history_length=int(hparams.get("max_history_length", 0)) if loaded.architecture == "lstm" else 0,
+        max_history_length=int(hparams.get("max_history_length", 0)),
     )
 
 
@@ -168,19 +168,22 @@ def _export_loaded(
     )
     # The arrays written as side files, so that the LSTM's states encoded at export are those of the
     # histories the server will read.
-    histories = Histories(
-        arrays[pb.SIDE_FILE_KIND_HISTORY_OFFSETS],
-        arrays[pb.SIDE_FILE_KIND_HISTORY_ITEMS],
-        arrays[pb.SIDE_FILE_KIND_HISTORY_RATINGS],
+    histories = UserHistories(
+        arrays[mc.SIDE_FILE_KIND_HISTORY_OFFSETS],
+        arrays[mc.SIDE_FILE_KIND_HISTORY_ITEMS],
+        arrays[mc.SIDE_FILE_KIND_HISTORY_RATINGS],
     )
-    serving = loaded.model.serving_module(histories) if shape.takes_history else loaded.model.serving_module()
+    declaration = architectures.get(loaded.architecture)
+    serving = loaded.model.serving_module(histories)
     with staging_folder(repository, name) as staging:
-        written = write_artifacts(serving.eval(), shape, formats, staging)
+        written = write_artifacts(serving.eval(), declaration, shape, formats, staging)
         side_files = write_side_files(arrays, staging)
-        parity = check_parity(loaded.model, shape, written.runners, histories=histories, tolerance=tolerance)
+        parity = check_parity(
+            loaded.model, declaration, shape, written.runners, histories=histories, tolerance=tolerance
+        )
         config = build_config(
             name=name,
-            architecture=loaded.architecture,
+            architecture=declaration,
             num_users=shape.num_users,
             num_items=shape.num_items,
             rating_scale=(shape.rating_min, shape.rating_max),
@@ -209,17 +212,14 @@ def resolve_run_models(run_dir: Path, models: Sequence[str]) -> list[str]:
     if not run_dir.is_dir():
         raise ExportInputError(f"run folder {run_dir} not found: pass the --out folder of recsys-train")
     requested = [m.strip().lower() for m in models if m.strip()]
-    unknown = [m for m in requested if m != "all" and m not in ARCHITECTURES]
+    known = architectures.names()
+    unknown = [m for m in requested if m != "all" and m not in known]
     if unknown or not requested:
-        raise ExportInputError(
-            f"unknown models {unknown or list(models)}: choose from {', '.join(ARCHITECTURES)} or all"
-        )
+        raise ExportInputError(f"unknown models {unknown or list(models)}: choose from {', '.join(known)} or all")
     if "all" in requested:
-        found = [arch for arch in ARCHITECTURES if (run_dir / arch / CHECKPOINT_NAME).is_file()]
+        found = [arch for arch in known if (run_dir / arch / CHECKPOINT_NAME).is_file()]
         if not found:
-            raise ExportInputError(
-                f"no checkpoints in {run_dir}/<{'|'.join(ARCHITECTURES)}>/{CHECKPOINT_NAME}: train first"
-            )
+            raise ExportInputError(f"no checkpoints in {run_dir}/<{'|'.join(known)}>/{CHECKPOINT_NAME}: train first")
         return found
     return list(dict.fromkeys(requested))
 

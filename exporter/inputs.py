@@ -1,4 +1,4 @@
-"""Valid random inputs for a signature: example inputs for tracing and the rows parity compares on."""
+"""Valid random inputs for a signature, built from its inputs' kinds: example inputs for tracing and parity rows."""
 
 from __future__ import annotations
 
@@ -8,8 +8,10 @@ import numpy as np
 import torch
 
 from exporter.errors import ExportError
-from exporter.signatures import STORED_HISTORY_SIGNATURES, eager_method
-from trainer.data.interactions import Histories
+from protos.recsys.v1 import model_config_pb2 as mc
+from protos.tensors import HISTORY_KINDS, INPUT_NAMES
+from trainer.architecture import SignatureDeclaration
+from trainer.data.interactions import UserHistories
 
 
 @dataclasses.dataclass(frozen=True)
@@ -17,12 +19,12 @@ class ModelShape:
     """The sizes that decide what a valid input is.
 
     Attributes:
-        architecture: ``mf``, ``dense``, ``lstm`` or ``gcn``.
+        architecture: the registered architecture name.
         num_users: user indices are ``0 .. num_users - 1``.
         num_items: item indices are ``0 .. num_items - 1``.
         rating_min: lowest rating in stars (history ratings are drawn in the scale).
         rating_max: highest rating in stars.
-        max_history_length: longest LSTM history; 0 for the other architectures.
+        max_history_length: longest history a history signature reads; 0 when none does.
     """
 
     architecture: str
@@ -32,61 +34,68 @@ class ModelShape:
     rating_max: float
     max_history_length: int = 0
 
-    @property
-    def takes_history(self) -> bool:
-        """Whether the model reads a history ([B, T] inputs) instead of a user index."""
-        return self.architecture == "lstm"
+
+def reads_request_history(declaration: SignatureDeclaration) -> bool:
+    """Whether the signature takes a history tensor (so parity checks several history lengths)."""
+    return any(kind in HISTORY_KINDS for kind in declaration.inputs)
 
 
 def random_inputs(
-    shape: ModelShape, signature: str, batch_size: int, history_length: int, generator: torch.Generator
+    shape: ModelShape,
+    declaration: SignatureDeclaration,
+    batch_size: int,
+    history_length: int,
+    generator: torch.Generator,
+    users: np.ndarray | None = None,
 ) -> dict[str, torch.Tensor]:
-    """Random valid inputs of one signature, in the signature's input order.
+    """Random valid inputs of one signature, by name, in the signature's input order.
 
     Histories are right-padded with 0 (items and ratings) past each row's length; lengths are drawn
     in ``[1, history_length]`` with the first row always full, so the longest path is exercised.
 
     Args:
         shape: the model's sizes.
-        signature: a name from :data:`exporter.signatures.SIGNATURE_NAMES`.
+        declaration: the signature.
         batch_size: rows B.
-        history_length: T for the LSTM's history signatures (1 <= T <= max_history_length); ignored otherwise.
+        history_length: T for history inputs (1 <= T <= max_history_length); ignored otherwise.
         generator: seeded source of randomness, for reproducible parity figures.
+        users: user indices to use for a user input instead of random ones (stored-history signatures).
 
     Returns:
         Input name -> tensor (int64 indices and lengths, float32 ratings).
     """
-    inputs: dict[str, torch.Tensor] = {}
-    if shape.takes_history and signature not in STORED_HISTORY_SIGNATURES:
+    drawn: dict[int, torch.Tensor] = {}
+    if mc.TENSOR_KIND_HISTORY_ITEMS in declaration.inputs:
         items = torch.randint(0, shape.num_items, (batch_size, history_length), generator=generator)
         span = shape.rating_max - shape.rating_min
         ratings = shape.rating_min + span * torch.rand((batch_size, history_length), generator=generator)
         lengths = torch.randint(1, history_length + 1, (batch_size,), generator=generator)
         lengths[0] = history_length
         real = torch.arange(history_length).unsqueeze(0) < lengths.unsqueeze(1)
-        inputs["history_items"] = torch.where(real, items, torch.zeros_like(items))
-        inputs["history_ratings"] = torch.where(real, ratings, torch.zeros_like(ratings))
-        inputs["lengths"] = lengths
+        drawn[mc.TENSOR_KIND_HISTORY_ITEMS] = torch.where(real, items, torch.zeros_like(items))
+        drawn[mc.TENSOR_KIND_HISTORY_RATINGS] = torch.where(real, ratings, torch.zeros_like(ratings))
+        drawn[mc.TENSOR_KIND_HISTORY_LENGTHS] = lengths
+    if users is not None:
+        drawn[mc.TENSOR_KIND_USER_INDEX] = torch.from_numpy(np.asarray(users, dtype=np.int64))
     else:
-        inputs["user"] = torch.randint(0, shape.num_users, (batch_size,), generator=generator)
-    if eager_method(signature) == "predict":
-        inputs["item"] = torch.randint(0, shape.num_items, (batch_size,), generator=generator)
-    return inputs
+        drawn[mc.TENSOR_KIND_USER_INDEX] = torch.randint(0, shape.num_users, (batch_size,), generator=generator)
+    drawn[mc.TENSOR_KIND_ITEM_INDEX] = torch.randint(0, shape.num_items, (batch_size,), generator=generator)
+    return {INPUT_NAMES[kind]: drawn[kind] for kind in declaration.inputs}
 
 
 def stored_history_users(
-    histories: Histories, max_history_length: int, batch_size: int, generator: torch.Generator
+    histories: UserHistories, max_history_length: int, batch_size: int, generator: torch.Generator
 ) -> np.ndarray:
     """Users to check the stored-history signatures on: the hardest cases first, then random ones.
 
     The first rows are the user with the longest history, the one with the shortest history above
     ``max_history_length`` (its cut is the closest call) and the one with the shortest history; the
     rest are drawn with replacement among users that have a history. Users without one are never
-    drawn: their rows of the state table are zero and must not be served.
+    drawn: their rows of the state table mean nothing and must not be served.
 
     Args:
         histories: every user's stored history.
-        max_history_length: the LSTM's cut.
+        max_history_length: the model's cut (0: no cut).
         batch_size: rows B.
         generator: seeded source of randomness.
 
@@ -99,9 +108,9 @@ def stored_history_users(
     counts = histories.lengths()
     users = np.flatnonzero(counts > 0)
     if not len(users):
-        raise ExportError("no user has a training history: the LSTM's predict_user/recommend_user have nothing to read")
+        raise ExportError("no user has a training history: the stored-history signatures have nothing to read")
     hardest = [users[np.argmax(counts[users])]]
-    over = users[counts[users] > max_history_length]
+    over = users[counts[users] > max_history_length] if max_history_length else users[:0]
     if len(over):
         hardest.append(over[np.argmin(counts[over])])
     hardest.append(users[np.argmin(counts[users])])

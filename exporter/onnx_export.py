@@ -23,14 +23,14 @@ import torch
 from torch import nn
 
 from exporter.errors import ExportError
-from protos.recsys.v1 import model_config_pb2 as pb
+from protos.recsys.v1 import model_config_pb2 as mc
 
 _LOGGER = logging.getLogger(__name__)
 
 ONNX_OPSET = 17
 """Default-domain opset written: supported by every ONNX Runtime since 1.11 and by the TorchScript exporter."""
 
-_ONNX_TYPES = {pb.DATA_TYPE_INT64: onnx.TensorProto.INT64, pb.DATA_TYPE_FLOAT32: onnx.TensorProto.FLOAT}
+_ONNX_TYPES = {mc.DATA_TYPE_INT64: onnx.TensorProto.INT64, mc.DATA_TYPE_FLOAT32: onnx.TensorProto.FLOAT}
 _DIM_NAMES = ("batch", "history_length")
 
 
@@ -49,7 +49,7 @@ class _MethodAsForward(nn.Module):
         return getattr(self.serving, self.method)(*inputs)
 
 
-def _dynamic_axes(signature: pb.Signature) -> dict[str, dict[int, str]]:
+def _dynamic_axes(signature: mc.Signature) -> dict[str, dict[int, str]]:
     """Every -1 dimension of the signature, named so that all inputs share one batch and one T symbol."""
     axes: dict[str, dict[int, str]] = {}
     for spec in [*signature.inputs, *signature.outputs]:
@@ -61,7 +61,7 @@ def _dynamic_axes(signature: pb.Signature) -> dict[str, dict[int, str]]:
 
 def export_onnx(
     serving: nn.Module,
-    signature: pb.Signature,
+    signature: mc.Signature,
     example: dict[str, torch.Tensor],
     path: Path,
     opset: int = ONNX_OPSET,
@@ -115,12 +115,12 @@ def export_onnx(
     return opset_written
 
 
-def _check_value_info(value: onnx.ValueInfoProto, spec: pb.TensorSpec, path: Path) -> None:
+def _check_value_info(value: onnx.ValueInfoProto, spec: mc.TensorSpec, path: Path) -> None:
     tensor_type = value.type.tensor_type
     if tensor_type.elem_type != _ONNX_TYPES[spec.dtype]:
         raise ExportError(
             f"{path.name}: {spec.name} has ONNX element type {onnx.TensorProto.DataType.Name(tensor_type.elem_type)}, "
-            f"expected {pb.DataType.Name(spec.dtype)}"
+            f"expected {mc.DataType.Name(spec.dtype)}"
         )
     dims = tensor_type.shape.dim
     if len(dims) != len(spec.shape):
@@ -135,7 +135,7 @@ def _check_value_info(value: onnx.ValueInfoProto, spec: pb.TensorSpec, path: Pat
             raise ExportError(f"{path.name}: {spec.name} dim {axis} is {dim.dim_value}, expected {size}")
 
 
-def verify_onnx(path: Path, signature: pb.Signature) -> int:
+def verify_onnx(path: Path, signature: mc.Signature) -> int:
     """Check a saved ONNX file against its signature, reading it back from disk.
 
     Checks: ``onnx.checker`` (with shape inference), one self-contained file, input and output names

@@ -13,15 +13,15 @@ import numpy as np
 
 from exporter.errors import ExportInputError
 from exporter.files import sha256_file
-from protos.recsys.v1 import model_config_pb2 as pb
+from protos.recsys.v1 import model_config_pb2 as mc
 
 SIDE_FILE_NAMES: dict[int, str] = {
-    pb.SIDE_FILE_KIND_USER_IDS: "user_ids.npy",
-    pb.SIDE_FILE_KIND_ITEM_IDS: "item_ids.npy",
-    pb.SIDE_FILE_KIND_ITEM_POPULARITY: "item_popularity.npy",
-    pb.SIDE_FILE_KIND_HISTORY_OFFSETS: "history_offsets.npy",
-    pb.SIDE_FILE_KIND_HISTORY_ITEMS: "history_items.npy",
-    pb.SIDE_FILE_KIND_HISTORY_RATINGS: "history_ratings.npy",
+    mc.SIDE_FILE_KIND_USER_IDS: "user_ids.npy",
+    mc.SIDE_FILE_KIND_ITEM_IDS: "item_ids.npy",
+    mc.SIDE_FILE_KIND_ITEM_POPULARITY: "item_popularity.npy",
+    mc.SIDE_FILE_KIND_HISTORY_OFFSETS: "history_offsets.npy",
+    mc.SIDE_FILE_KIND_HISTORY_ITEMS: "history_items.npy",
+    mc.SIDE_FILE_KIND_HISTORY_RATINGS: "history_ratings.npy",
 }
 
 
@@ -60,23 +60,23 @@ def side_file_arrays(
     """
     users, items = _id_array(user_ids, "user ids"), _id_array(item_ids, "item ids")
     arrays = {
-        pb.SIDE_FILE_KIND_USER_IDS: users,
-        pb.SIDE_FILE_KIND_ITEM_IDS: items,
-        pb.SIDE_FILE_KIND_ITEM_POPULARITY: np.asarray(item_popularity, dtype=np.float32).reshape(-1),
-        pb.SIDE_FILE_KIND_HISTORY_OFFSETS: np.asarray(history_offsets, dtype=np.int64).reshape(-1),
-        pb.SIDE_FILE_KIND_HISTORY_ITEMS: np.asarray(history_items, dtype=np.int64).reshape(-1),
-        pb.SIDE_FILE_KIND_HISTORY_RATINGS: np.asarray(history_ratings, dtype=np.float32).reshape(-1),
+        mc.SIDE_FILE_KIND_USER_IDS: users,
+        mc.SIDE_FILE_KIND_ITEM_IDS: items,
+        mc.SIDE_FILE_KIND_ITEM_POPULARITY: np.asarray(item_popularity, dtype=np.float32).reshape(-1),
+        mc.SIDE_FILE_KIND_HISTORY_OFFSETS: np.asarray(history_offsets, dtype=np.int64).reshape(-1),
+        mc.SIDE_FILE_KIND_HISTORY_ITEMS: np.asarray(history_items, dtype=np.int64).reshape(-1),
+        mc.SIDE_FILE_KIND_HISTORY_RATINGS: np.asarray(history_ratings, dtype=np.float32).reshape(-1),
     }
-    offsets = arrays[pb.SIDE_FILE_KIND_HISTORY_OFFSETS]
-    history = arrays[pb.SIDE_FILE_KIND_HISTORY_ITEMS]
+    offsets = arrays[mc.SIDE_FILE_KIND_HISTORY_OFFSETS]
+    history = arrays[mc.SIDE_FILE_KIND_HISTORY_ITEMS]
     problems = []
-    if arrays[pb.SIDE_FILE_KIND_ITEM_POPULARITY].size != items.size:
+    if arrays[mc.SIDE_FILE_KIND_ITEM_POPULARITY].size != items.size:
         problems.append(
-            f"item_popularity has {arrays[pb.SIDE_FILE_KIND_ITEM_POPULARITY].size} entries, not {items.size}"
+            f"item_popularity has {arrays[mc.SIDE_FILE_KIND_ITEM_POPULARITY].size} entries, not {items.size}"
         )
     if offsets.size != users.size + 1 or offsets[0] != 0 or np.any(np.diff(offsets) < 0):
         problems.append(f"history_offsets must rise from 0 in {users.size + 1} entries")
-    elif offsets[-1] != history.size or arrays[pb.SIDE_FILE_KIND_HISTORY_RATINGS].size != history.size:
+    elif offsets[-1] != history.size or arrays[mc.SIDE_FILE_KIND_HISTORY_RATINGS].size != history.size:
         problems.append("history_offsets, history_items and history_ratings disagree in length")
     elif history.size and (history.min() < 0 or history.max() >= items.size):
         problems.append(f"history_items hold indices outside [0, {items.size})")
@@ -85,7 +85,7 @@ def side_file_arrays(
     return arrays
 
 
-def write_side_files(arrays: dict[int, np.ndarray], folder: Path) -> list[pb.SideFile]:
+def write_side_files(arrays: dict[int, np.ndarray], folder: Path) -> list[mc.SideFile]:
     """Save each array as ``folder/<name>.npy`` and describe it with its SHA-256.
 
     Args:
@@ -99,5 +99,5 @@ def write_side_files(arrays: dict[int, np.ndarray], folder: Path) -> list[pb.Sid
     for kind, name in SIDE_FILE_NAMES.items():
         path = folder / name
         np.save(path, arrays[kind], allow_pickle=False)
-        described.append(pb.SideFile(kind=kind, path=name, sha256=sha256_file(path)))
+        described.append(mc.SideFile(kind=kind, path=name, sha256=sha256_file(path)))
     return described

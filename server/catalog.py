@@ -13,6 +13,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from protos.histories import newest_events_padded
 from protos.recsys.v1 import model_config_pb2 as mc
 from server.errors import InvalidInput, ModelLoadError
 from server.integer_ids import IntegerIndex
@@ -22,8 +23,8 @@ _SHOWN_ID_CHARS = 40  # error details must stay well under clients' 8 KiB metada
 
 
 @dataclass(frozen=True)
-class Histories:
-    """Right-padded histories, oldest first, ready for the LSTM.
+class PaddedHistories:
+    """Right-padded histories, oldest first, ready for a history signature.
 
     Attributes:
         items: int64 [B, T] item indices, 0 past each row's length.
@@ -34,6 +35,14 @@ class Histories:
     items: np.ndarray
     ratings: np.ndarray
     lengths: np.ndarray
+
+    def by_kind(self) -> dict[int, np.ndarray]:
+        """The three arrays keyed by their ``TensorKind``."""
+        return {
+            mc.TENSOR_KIND_HISTORY_ITEMS: self.items,
+            mc.TENSOR_KIND_HISTORY_RATINGS: self.ratings,
+            mc.TENSOR_KIND_HISTORY_LENGTHS: self.lengths,
+        }
 
 
 def _unknown(ids: Sequence[str], index: dict[str, int]) -> list[str]:
@@ -172,25 +181,20 @@ class Catalog:
         """Number of training ratings of each user, int64 [B]."""
         return self.offsets[users + 1] - self.offsets[users]
 
-    def stored_histories(self, users: np.ndarray) -> Histories:
-        """The most recent ``max_history_length`` training events of each user.
+    def stored_histories(self, users: np.ndarray) -> PaddedHistories:
+        """The most recent ``max_history_length`` training events of each user (the contract's rule).
 
         Args:
             users: int64 [B] user indices, each with at least one training rating.
         """
-        ends = self.offsets[users + 1]
-        lengths = np.minimum(ends - self.offsets[users], max(self.max_history_length, 1))
-        width = int(lengths.max())
-        steps = np.arange(width, dtype=np.int64)
-        valid = steps[None, :] < lengths[:, None]
-        positions = np.where(valid, (ends - lengths)[:, None] + steps[None, :], 0)
-        items = np.where(valid, self.history_items[positions], 0)
-        ratings = np.where(valid, self.history_ratings[positions], np.float32(0))
-        return Histories(items, ratings.astype(np.float32, copy=False), lengths.astype(np.int64, copy=False))
+        padded = newest_events_padded(
+            self.offsets, self.history_items, self.history_ratings, users, max(self.max_history_length, 1)
+        )
+        return PaddedHistories(*padded)
 
     def request_histories(
         self, item_lists: Sequence[Sequence[str]], rating_lists: Sequence[Sequence[float]]
-    ) -> Histories:
+    ) -> PaddedHistories:
         """Checks and pads histories sent in a request.
 
         Raises:
@@ -220,7 +224,7 @@ class Catalog:
         ratings = np.zeros(valid.shape, np.float32)
         items[valid] = flat_items
         ratings[valid] = flat_ratings
-        return Histories(items, ratings, lengths)
+        return PaddedHistories(items, ratings, lengths)
 
     def seen_pairs(self, users: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
         """(row, item) index pairs of every training rating of each row's user."""

@@ -9,9 +9,11 @@ from concurrent.futures import Executor
 from server.batching import BatchingSettings, BatchObserver
 from server.catalog import Catalog
 from server.config import ServerConfig
-from server.model import RequestLimits, ServedModel, signature_specs
+from server.engine import InferenceEngine
+from server.model import RequestLimits, ServedModel
 from server.repository import VersionFolder, artifact_files, load_side_files, read_config
-from server.runtime import load_runtime
+from server.runtime import SignatureSpec, load_runtime
+from server.signatures import served_signatures
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -53,19 +55,16 @@ def load_version(
     started = time.perf_counter()
     model_config = read_config(folder)
     files = artifact_files(model_config, folder.path, config.backend)
-    specs = signature_specs(model_config)
+    signatures = served_signatures(model_config)
+    specs = [SignatureSpec(s.name, s.inputs, s.output) for s in signatures]
     label = f"{folder.name!r} v{folder.version}"
     catalog = Catalog(model_config, load_side_files(model_config, folder.path), label)
     runtime = load_runtime(config.backend, files, specs, device=config.device, intra_op_threads=config.intra_op_threads)
-    model = ServedModel.create(
-        model_config,
-        catalog,
-        runtime,
-        batching_settings(config),
-        executor,
-        RequestLimits(config.max_rows_per_request, config.max_message_bytes),
-        observers,
+    engine = InferenceEngine(
+        signatures, runtime, batching_settings(config), executor, catalog.num_items, label, observers
     )
+    limits = RequestLimits(config.max_rows_per_request, config.max_message_bytes)
+    model = ServedModel(model_config, catalog, engine, limits)
     model.warm_up(max(1, min(config.max_batch_size, 64)))
     _LOGGER.info(
         "loaded model %s (%d users, %d items) on %s %s in %.2fs",

@@ -1,15 +1,16 @@
-"""A loaded model version and the domain logic of Predict and Recommend (raw ids in, arrays out).
+"""A served model version in domain terms: raw ids in, ratings and ranked raw ids out.
 
-A version holds its config, catalogue, runtime and batchers. The servicer converts protos; the
-registry decides which versions exist; this module knows how to answer one request with one version.
+This layer maps ids to indices and back (``Catalog``), builds each signature's inputs from its tensors'
+kinds (a user's index, the user's stored history, a sent history, the pair's item), falls back to popular
+items for unknown users when asked, masks seen items, and takes the top k. It hands arrays to the
+:class:`~server.engine.InferenceEngine` and never sees protobuf; the servicer converts protobuf to these
+calls and back.
 """
 
 from __future__ import annotations
 
-import functools
 import logging
 from collections.abc import Callable, Sequence
-from concurrent.futures import Executor
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -17,49 +18,13 @@ import numpy as np
 
 from protos.recsys.v1 import model_config_pb2 as mc
 from server import ranking
-from server.batching import BatchingSettings, BatchObserver, DynamicBatcher, Inputs
-from server.catalog import Catalog, Histories
-from server.errors import InvalidInput, ModelLoadError
-from server.runtime import Runtime, SignatureSpec
+from server.batching import DynamicBatcher
+from server.catalog import Catalog
+from server.engine import InferenceEngine, KindArrays
+from server.errors import InvalidInput
+from server.signatures import ServedSignature
 
 _LOGGER = logging.getLogger(__name__)
-
-_PAIR_INPUTS = {"predict": {"user", "item"}, "recommend": {"user"}}
-_SEQUENCE_INPUTS = {
-    "predict": {"history_items", "history_ratings", "lengths", "item"},
-    "recommend": {"history_items", "history_ratings", "lengths"},
-    "predict_user": _PAIR_INPUTS["predict"],
-    "recommend_user": _PAIR_INPUTS["recommend"],
-}
-# The LSTM's signatures over stored histories encoded at export -> the call they answer.
-_STORED_HISTORY = {"predict_user": "predict", "recommend_user": "recommend"}
-
-
-def signature_specs(config: mc.ModelConfig) -> list[SignatureSpec]:
-    """The signatures of a config this server runs, checked against its architecture.
-
-    Every model has ``predict`` and ``recommend``. LSTM versions exported with their stored histories
-    encoded also have ``predict_user`` and ``recommend_user`` (user index in, as for MF), which then
-    answer calls that name users; older LSTM versions answer those by running ``predict``/``recommend``
-    over the stored histories. Signatures of other names are ignored.
-
-    Raises:
-        ModelLoadError: a signature's inputs are not those its architecture takes.
-    """
-    expected = _SEQUENCE_INPUTS if config.architecture == mc.ARCHITECTURE_LSTM else _PAIR_INPUTS
-    specs = []
-    for signature in config.signatures:
-        if signature.name not in expected:
-            continue
-        inputs = tuple(tensor.name for tensor in signature.inputs)
-        if set(inputs) != expected[signature.name] or len(signature.outputs) != 1:
-            raise ModelLoadError(
-                f"signature {signature.name!r} takes {list(inputs)} -> {[o.name for o in signature.outputs]}, "
-                f"but a {mc.Architecture.Name(config.architecture)} model takes {sorted(expected[signature.name])} "
-                "-> one output"
-            )
-        specs.append(SignatureSpec(signature.name, inputs, signature.outputs[0].name))
-    return specs
 
 
 @dataclass(frozen=True)
@@ -68,7 +33,7 @@ class RecommendQuery:
 
     Attributes:
         user_ids: Raw user ids, or empty when histories are given.
-        history_items: Per history, raw item ids oldest first (LSTM only).
+        history_items: Per history, raw item ids oldest first (models that read histories).
         history_ratings: Per history, the matching ratings in stars.
         k: Items per result.
         exclude_seen: Leave out the items the user rated in training (or the history's items).
@@ -87,10 +52,17 @@ class RecommendQuery:
 
 @dataclass(frozen=True)
 class Ranked:
-    """The ranked items of one user or history: item indices and scores, best first."""
+    """The ranked items of one user or history, best first.
+
+    Attributes:
+        user_id: the user it is for; empty for a sent history.
+        item_ids: raw item ids.
+        scores: float32 score of each (what the recommend signature outputs; popularity for a fallback).
+        fallback: the user was unknown and these are the most popular items.
+    """
 
     user_id: str
-    items: np.ndarray
+    item_ids: list[str]
     scores: np.ndarray
     fallback: bool = False
 
@@ -116,52 +88,16 @@ class ServedModel:
     Attributes:
         config: The exported config.
         catalog: Ids, histories and popularity.
-        runtime: The backend running the signatures.
-        batchers: Signature name -> its dynamic batcher.
+        engine: Signatures, batchers and runtime.
         limits: Rows per call and message size.
         inflight: Calls currently using this version; the registry waits for 0 before unloading.
     """
 
     config: mc.ModelConfig
     catalog: Catalog
-    runtime: Runtime
-    specs: dict[str, SignatureSpec]
-    batchers: dict[str, DynamicBatcher]
+    engine: InferenceEngine
     limits: RequestLimits
     inflight: int = field(default=0)
-
-    @classmethod
-    def create(
-        cls,
-        config: mc.ModelConfig,
-        catalog: Catalog,
-        runtime: Runtime,
-        settings: BatchingSettings,
-        executor: Executor,
-        limits: RequestLimits,
-        observers: dict[str, BatchObserver] | None = None,
-    ) -> ServedModel:
-        """Wires a loaded runtime to one batcher per signature.
-
-        ``observers`` are looked up by signature name; a stored-history signature without its own
-        observer reports to the one of the call it answers (``predict_user`` to ``predict``), so the
-        metrics of Predict and Recommend calls keep their rows whichever signature computed them.
-        """
-        specs = {spec.name: spec for spec in signature_specs(config)}
-        label = f"{config.name!r} v{config.version}"
-        observers = observers or {}
-        batchers = {
-            name: DynamicBatcher(
-                functools.partial(runtime.run, name),
-                settings,
-                executor,
-                name=f"{label} {name}",
-                observer=observers.get(name, observers.get(_STORED_HISTORY.get(name, name))),
-                row_cost=catalog.num_items if _STORED_HISTORY.get(name, name) == "recommend" else 1,
-            )
-            for name in specs
-        }
-        return cls(config, catalog, runtime, specs, batchers, limits)
 
     @property
     def name(self) -> str:
@@ -179,35 +115,32 @@ class ServedModel:
         return self.catalog.label
 
     @property
-    def sequential(self) -> bool:
-        """Whether the model reads histories (the LSTM) rather than user indices."""
-        return self.config.architecture == mc.ARCHITECTURE_LSTM
+    def batchers(self) -> dict[str, DynamicBatcher]:
+        """Signature name -> its batcher (for queue-depth metrics)."""
+        return self.engine.batchers
 
-    def _inputs(self, signature: str, arrays: dict[str, np.ndarray]) -> Inputs:
-        return tuple(arrays[name] for name in self.specs[signature].inputs)
+    # Inputs by kind ------------------------------------------------------------------------------
 
-    def _history_arrays(self, histories: Histories) -> dict[str, np.ndarray]:
-        return {"history_items": histories.items, "history_ratings": histories.ratings, "lengths": histories.lengths}
+    def _user_arrays(self, signature: ServedSignature, users: np.ndarray) -> dict[int, np.ndarray]:
+        """The row inputs naming ``users``: their indices, or their stored histories."""
+        if not signature.takes_history:
+            return {mc.TENSOR_KIND_USER_INDEX: users}
+        return self.catalog.stored_histories(users).by_kind()
 
-    def _user_signature(self, call: str) -> str:
-        """The signature answering ``call`` (``predict`` or ``recommend``) for users named by id.
+    def _servable(self, signature: ServedSignature, users: np.ndarray) -> np.ndarray:
+        """Mask of known users this signature can serve (those with a stored history, when it needs one)."""
+        known = users >= 0
+        if signature.needs_stored_history:
+            known &= self.catalog.history_counts(np.maximum(users, 0)) > 0
+        return known
 
-        The LSTM's ``predict_user``/``recommend_user`` when the version has them; else ``call`` itself,
-        which for an LSTM then reads the users' stored histories.
-        """
-        stored = f"{call}_user"
-        return stored if stored in self.specs else call
-
-    def _user_arrays(self, signature: str, users: np.ndarray) -> dict[str, np.ndarray]:
-        """The inputs naming ``users`` to ``signature``: their indices, or their stored histories."""
-        if "user" in self.specs[signature].inputs:
-            return {"user": users}
-        return self._history_arrays(self.catalog.stored_histories(users))
-
-    async def _run_for_users(self, call: str, users: np.ndarray, **extra: np.ndarray) -> np.ndarray:
-        signature = self._user_signature(call)
-        arrays = {**self._user_arrays(signature, users), **extra}
-        return await self.batchers[signature].submit(self._inputs(signature, arrays))
+    def _refuse_without_history(self, ids: Sequence[object], servable: np.ndarray) -> None:
+        if not servable.all():
+            names = [str(ids[i])[:40] for i in np.flatnonzero(~servable)[:10].tolist()]
+            raise InvalidInput(
+                f"users {names} have no training history in model {self.label}, and this model reads each user's "
+                "history; send their histories instead"
+            )
 
     def _check_rows(self, rows: int, what: str) -> None:
         if rows > self.limits.max_rows:
@@ -215,14 +148,7 @@ class ServedModel:
                 f"{rows} {what} in one call exceed max_rows_per_request={self.limits.max_rows}; split the call"
             )
 
-    def _without_history(self, ids: Sequence[object], users: np.ndarray) -> None:
-        empty = self.catalog.history_counts(users) == 0
-        if empty.any():
-            names = [str(ids[i])[:40] for i in np.flatnonzero(empty)[:10].tolist()]
-            raise InvalidInput(
-                f"users {names} have no training history in model {self.label}, so the LSTM has nothing to read; "
-                "send their histories instead"
-            )
+    # Predict ---------------------------------------------------------------------------------------
 
     async def predict(self, user_ids: Sequence[str], item_ids: Sequence[str]) -> np.ndarray:
         """Predicted rating of each (user, item) pair, in stars, float32 [B].
@@ -231,7 +157,7 @@ class ServedModel:
             InvalidInput: empty, mismatched or oversized lists, or unknown ids (all of them named).
         """
         self._check_pairs(len(user_ids), len(item_ids), "")
-        users, items = self._encode_pairs(self.catalog.users, user_ids, self.catalog.items, item_ids)
+        users, items = _encode_pairs(self.catalog.users, user_ids, self.catalog.items, item_ids)
         return await self._predict_indices(user_ids, users, items)
 
     async def predict_integers(self, user_ids: np.ndarray, item_ids: np.ndarray) -> np.ndarray:
@@ -242,9 +168,7 @@ class ServedModel:
         """
         self._check_pairs(len(user_ids), len(item_ids), "int_")
         self.catalog.check_integer_ids()
-        users, items = self._encode_pairs(
-            self.catalog.users_from_ints, user_ids, self.catalog.items_from_ints, item_ids
-        )
+        users, items = _encode_pairs(self.catalog.users_from_ints, user_ids, self.catalog.items_from_ints, item_ids)
         return await self._predict_indices(user_ids, users, items)
 
     def _check_pairs(self, users: int, items: int, kind: str) -> None:
@@ -257,27 +181,12 @@ class ServedModel:
         self._check_rows(users, "pairs")
 
     async def _predict_indices(self, user_ids: Sequence[object], users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        if self.sequential:
-            self._without_history(user_ids, users)
-        return await self._run_for_users("predict", users, item=items)
+        signature = self.engine.routes.predict_users
+        self._refuse_without_history(user_ids, self._servable(signature, users))
+        arrays = {**self._user_arrays(signature, users), mc.TENSOR_KIND_ITEM_INDEX: items}
+        return await self.engine.run(signature, arrays)
 
-    @staticmethod
-    def _encode_pairs(
-        encode_users: Callable[[Any], np.ndarray],
-        user_ids: Any,
-        encode_items: Callable[[Any], np.ndarray],
-        item_ids: Any,
-    ) -> tuple[np.ndarray, np.ndarray]:
-        """Both id lists as indices; when both hold unknown ids, one error names them all."""
-        try:
-            users = encode_users(user_ids)
-        except InvalidInput as user_error:
-            try:
-                encode_items(item_ids)
-            except InvalidInput as item_error:
-                raise InvalidInput(f"{user_error}; {item_error}") from None
-            raise
-        return users, encode_items(item_ids)
+    # Recommend -------------------------------------------------------------------------------------
 
     async def recommend(self, query: RecommendQuery) -> list[Ranked]:
         """The top-k items of each user or history, best first.
@@ -290,39 +199,65 @@ class ServedModel:
         candidates = np.unique(self.catalog.items(query.candidates, "candidate item")) if query.candidates else None
         if query.history_items:
             return await self._recommend_histories(query, candidates)
-        users, known = self.catalog.split_known_users(query.user_ids)
-        if self.sequential:
-            known &= self.catalog.history_counts(np.maximum(users, 0)) > 0
-        if known.all():
+        signature = self.engine.routes.recommend_users
+        users, _ = self.catalog.split_known_users(query.user_ids)
+        servable = self._servable(signature, users)
+        if servable.all():
             return await self._recommend_users(query, query.user_ids, users, candidates)
         if not query.allow_popularity_fallback:
-            self._reject_unknown(query.user_ids, users)
-        catalog = self.catalog
-        items, item_scores = ranking.popular(catalog.popularity_order, catalog.popularity, query.k, candidates)
-        ranked = [Ranked(user_id, items, item_scores, fallback=True) for user_id in query.user_ids]
-        known_rows = np.flatnonzero(known).tolist()
-        if known_rows:
-            known_ids = [query.user_ids[row] for row in known_rows]
-            results = await self._recommend_users(query, known_ids, users[known_rows], candidates)
-            for row, result in zip(known_rows, results, strict=True):
+            self._reject_unknown(query.user_ids, users, servable)
+        items, item_scores = ranking.popular(
+            self.catalog.popularity_order, self.catalog.popularity, query.k, candidates
+        )
+        popular_ids = self._item_ids(items)
+        ranked = [Ranked(user_id, popular_ids, item_scores, fallback=True) for user_id in query.user_ids]
+        rows = np.flatnonzero(servable).tolist()
+        if rows:
+            known_ids = [query.user_ids[row] for row in rows]
+            for row, result in zip(
+                rows, await self._recommend_users(query, known_ids, users[rows], candidates), strict=True
+            ):
                 ranked[row] = result
         return ranked
 
     async def _recommend_users(
         self, query: RecommendQuery, user_ids: Sequence[str], users: np.ndarray, candidates: np.ndarray | None
     ) -> list[Ranked]:
-        scores = await self._run_for_users("recommend", users)
+        signature = self.engine.routes.recommend_users
+        scores = await self.engine.run(signature, self._user_arrays(signature, users))
         if query.exclude_seen:
             ranking.mask_pairs(scores, *self.catalog.seen_pairs(users))
         top = ranking.top_k(scores, query.k, candidates)
-        return [Ranked(user_id, items, values) for user_id, (items, values) in zip(user_ids, top, strict=True)]
+        return [
+            Ranked(user_id, self._item_ids(items), values)
+            for user_id, (items, values) in zip(user_ids, top, strict=True)
+        ]
+
+    async def _recommend_histories(self, query: RecommendQuery, candidates: np.ndarray | None) -> list[Ranked]:
+        signature = self.engine.routes.recommend_histories
+        if signature is None:
+            raise InvalidInput(
+                f"model {self.label} does not read histories (its signatures take user ids): send user_ids"
+            )
+        histories = self.catalog.request_histories(query.history_items, query.history_ratings)
+        scores = await self.engine.run(signature, histories.by_kind())
+        if query.exclude_seen:
+            rows, steps = np.nonzero(np.arange(histories.items.shape[1])[None, :] < histories.lengths[:, None])
+            ranking.mask_pairs(scores, rows, histories.items[rows, steps])
+        return [
+            Ranked("", self._item_ids(items), values) for items, values in ranking.top_k(scores, query.k, candidates)
+        ]
+
+    def _item_ids(self, items: np.ndarray) -> list[str]:
+        item_ids = self.catalog.item_id_list
+        return [item_ids[i] for i in items.tolist()]
 
     def _check_query(self, query: RecommendQuery) -> None:
         if query.user_ids and query.history_items:
             raise InvalidInput("set either user_ids or histories, not both")
         rows = len(query.user_ids) or len(query.history_items)
         if rows == 0:
-            raise InvalidInput("empty request: set user_ids (or histories for an LSTM model)")
+            raise InvalidInput("empty request: set user_ids (or histories, for a model that reads them)")
         self._check_rows(rows, "users or histories")
         if not 1 <= query.k <= self.catalog.num_items:
             raise InvalidInput(f"k={query.k} is outside 1..{self.catalog.num_items} (the items of model {self.label})")
@@ -333,29 +268,17 @@ class ServedModel:
                 f"the answer would take about {estimate / 2**20:.1f} MiB ({rows} rows x {width} items), above "
                 f"max_message_bytes={self.limits.max_message_bytes}; ask for fewer users or a smaller k"
             )
-        if query.history_items and not self.sequential:
-            raise InvalidInput(
-                f"histories are only read by LSTM models; model {self.label} is "
-                f"{mc.Architecture.Name(self.config.architecture)}: send user_ids"
-            )
 
-    def _reject_unknown(self, ids: Sequence[str], users: np.ndarray) -> None:
+    def _reject_unknown(self, ids: Sequence[str], users: np.ndarray, servable: np.ndarray) -> None:
         unknown_rows = np.flatnonzero(users < 0)
         if len(unknown_rows):
             try:
                 self.catalog.users([ids[i] for i in unknown_rows.tolist()])
             except InvalidInput as error:
                 raise InvalidInput(f"{error}; set allow_popularity_fallback to get popular items for them") from None
-        self._without_history(ids, np.maximum(users, 0))
+        self._refuse_without_history(ids, servable)
 
-    async def _recommend_histories(self, query: RecommendQuery, candidates: np.ndarray | None) -> list[Ranked]:
-        histories = self.catalog.request_histories(query.history_items, query.history_ratings)
-        inputs = self._inputs("recommend", self._history_arrays(histories))
-        scores = await self.batchers["recommend"].submit(inputs)
-        if query.exclude_seen:
-            rows, steps = np.nonzero(np.arange(histories.items.shape[1])[None, :] < histories.lengths[:, None])
-            ranking.mask_pairs(scores, rows, histories.items[rows, steps])
-        return [Ranked("", items, item_scores) for items, item_scores in ranking.top_k(scores, query.k, candidates)]
+    # Lifecycle -------------------------------------------------------------------------------------
 
     def warm_up(self, batch_size: int, rounds: int = 3) -> None:
         """Runs every signature ``rounds`` times at batch size 1 and ``batch_size``; checks the output shapes.
@@ -373,20 +296,32 @@ class ServedModel:
             users = np.zeros(1, np.int64)
         for rows in sorted({1, max(1, batch_size)}) * rounds:
             chosen = np.resize(users, rows).astype(np.int64)
-            items = np.zeros(rows, np.int64)
-            for signature in self.specs:
-                arrays = {**self._user_arrays(signature, chosen), "item": items}
-                output = self.runtime.run(signature, self._inputs(signature, arrays))
-                call = _STORED_HISTORY.get(signature, signature)
-                expected = {"predict": (rows,), "recommend": (rows, self.catalog.num_items)}[call]
-                if output.shape != expected or output.dtype != np.float32:
-                    raise ModelLoadError(
-                        f"warm-up: {signature} returned {output.dtype}{list(output.shape)}, "
-                        f"expected float32{list(expected)}"
-                    )
+            for signature in self.engine.signatures.values():
+                arrays: KindArrays = {
+                    **self._user_arrays(signature, chosen),
+                    mc.TENSOR_KIND_USER_INDEX: chosen,
+                    mc.TENSOR_KIND_ITEM_INDEX: np.zeros(rows, np.int64),
+                }
+                self.engine.check_output(signature, self.engine.run_now(signature, arrays), rows)
 
     async def close(self) -> None:
         """Stops the batchers and releases the runtime."""
-        for batcher in self.batchers.values():
-            await batcher.close()
-        self.runtime.close()
+        await self.engine.close()
+
+
+def _encode_pairs(
+    encode_users: Callable[[Any], np.ndarray],
+    user_ids: Any,
+    encode_items: Callable[[Any], np.ndarray],
+    item_ids: Any,
+) -> tuple[np.ndarray, np.ndarray]:
+    """Both id lists as indices; when both hold unknown ids, one error names them all."""
+    try:
+        users = encode_users(user_ids)
+    except InvalidInput as user_error:
+        try:
+            encode_items(item_ids)
+        except InvalidInput as item_error:
+            raise InvalidInput(f"{user_error}; {item_error}") from None
+        raise
+    return users, encode_items(item_ids)

@@ -12,9 +12,10 @@ previous one back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
-from collections.abc import Callable
+from collections.abc import AsyncIterator, Callable
 from concurrent.futures import Executor, ThreadPoolExecutor
 from dataclasses import dataclass, field
 
@@ -256,6 +257,15 @@ class ModelRegistry:
     def release(model: ServedModel) -> None:
         """Ends a call started by :meth:`acquire`."""
         model.inflight -= 1
+
+    @contextlib.asynccontextmanager
+    async def lease(self, name: str, version: int = 0) -> AsyncIterator[ServedModel]:
+        """The version to run a call on, held in flight for the ``async with`` block, released even on errors."""
+        model = self.acquire(name, version)
+        try:
+            yield model
+        finally:
+            self.release(model)
 
     def _raise_missing(self, name: str, version: int) -> None:
         versions = self._records.get(name)

@@ -85,8 +85,7 @@ class RecommenderService(service_pb2_grpc.RecommenderServiceServicer):
 
     async def _predict(self, request: pb.PredictRequest, context: grpc.aio.ServicerContext) -> pb.PredictResponse:
         _check_deadline(context)
-        model = self._registry.acquire(request.model.name, request.model.version)
-        try:
+        async with self._registry.lease(request.model.name, request.model.version) as model:
             if request.user_int_ids or request.item_int_ids:
                 if request.user_ids or request.item_ids:
                     raise InvalidInput("set user_ids/item_ids or user_int_ids/item_int_ids, not both")
@@ -94,8 +93,6 @@ class RecommenderService(service_pb2_grpc.RecommenderServiceServicer):
                 ratings = await model.predict_integers(users, np.array(request.item_int_ids, dtype=np.int64))
             else:
                 ratings = await model.predict(request.user_ids, request.item_ids)
-        finally:
-            self._registry.release(model)
         return pb.PredictResponse(model=_spec(model), ratings=ratings.tolist())
 
     async def Recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
@@ -113,19 +110,10 @@ class RecommenderService(service_pb2_grpc.RecommenderServiceServicer):
             candidates=request.candidate_item_ids,
             allow_popularity_fallback=request.allow_popularity_fallback,
         )
-        model = self._registry.acquire(request.model.name, request.model.version)
-        try:
+        async with self._registry.lease(request.model.name, request.model.version) as model:
             ranked = await model.recommend(query)
-        finally:
-            self._registry.release(model)
-        item_ids = model.catalog.item_id_list
         results = [
-            pb.RecommendResult(
-                user_id=r.user_id,
-                item_ids=[item_ids[i] for i in r.items.tolist()],
-                scores=r.scores.tolist(),
-                fallback=r.fallback,
-            )
+            pb.RecommendResult(user_id=r.user_id, item_ids=r.item_ids, scores=r.scores.tolist(), fallback=r.fallback)
             for r in ranked
         ]
         return pb.RecommendResponse(model=_spec(model), results=results)
@@ -156,8 +144,8 @@ class RecommenderService(service_pb2_grpc.RecommenderServiceServicer):
             response.config.CopyFrom(record.config)
         model = record.model
         if model is not None:
-            response.execution_providers.extend(model.runtime.providers)
-            settings = next(iter(model.batchers.values())).settings
+            response.execution_providers.extend(model.engine.runtime.providers)
+            settings = model.engine.settings
             response.batching.max_batch_size = settings.max_batch_size
             response.batching.max_queue_delay_us = settings.max_queue_delay_us
             response.batching.max_queue_rows = settings.max_queue_rows
