@@ -187,36 +187,32 @@ class ModelRegistry:
             found = await loop.run_in_executor(self._scanner, scan, self._config.repository)
             if self._closing:
                 return
-            removed = self._forget_removed(found)
+            self._forget_removed(found)
             for key, folder in found.items():
                 record = self._records.setdefault(key[0], {}).get(key[1])
                 if record is None or (record.broken and record.folder.fingerprint != folder.fingerprint):
                     self._records[key[0]][key[1]] = VersionRecord(folder)
             for name in sorted(self._records):
                 self._settle(name)
-            for record in removed:
-                self._retire(record, reason=None)
             self._publish()
 
-    def _forget_removed(self, found: dict[tuple[str, int], VersionFolder]) -> list[VersionRecord]:
-        """Drops records of vanished folders; returns the ready ones, to retire once replaced.
+    def _forget_removed(self, found: dict[tuple[str, int], VersionFolder]) -> None:
+        """Drops records of vanished folders, but marks ready ones removed: they serve until replaced.
 
-        A vanished version still loading is dropped too: its load, when it ends, finds its record
+        :meth:`_settle` retires a removed version once a replacement is ready, or at once when none is
+        loading. A vanished version still loading is dropped too: its load, when it ends, finds its record
         gone and unloads what it loaded.
         """
-        still_serving = []
         for name, versions in list(self._records.items()):
             for version, record in list(versions.items()):
                 if (name, version) in found:
                     continue
                 if record.state == READY:
                     record.removed = True
-                    still_serving.append(record)
                 elif record.state != UNLOADING:
                     del versions[version]
             if not versions:
                 del self._records[name]
-        return still_serving
 
     def _settle(self, name: str) -> None:
         """Serves the newest ``versions_to_serve`` loadable versions of one model.
@@ -227,8 +223,12 @@ class ModelRegistry:
         """
         keep = self._config.versions_to_serve
         ready = claimed = newest_ready = 0
+        leaving = []  # ready versions whose folder is gone: they serve until replaced
         for version in sorted(self._records.get(name, {}), reverse=True):
             record = self._records[name][version]
+            if record.removed and record.state == READY:
+                leaving.append(record)
+                continue
             if record.state == UNLOADING or record.broken or record.removed:
                 continue
             superseded = f"superseded by version {newest_ready}; only the newest {keep} served"
@@ -244,6 +244,9 @@ class ModelRegistry:
             elif claimed < keep:
                 self._start_load(record)
                 claimed += 1
+        if ready >= keep or claimed == ready:  # replaced, or no load in flight could replace them
+            for record in leaving:
+                self._retire(record, reason=None)
         self._publish()
 
     def _start_load(self, record: VersionRecord) -> None:

@@ -236,6 +236,26 @@ async def test_drain_ends_when_the_last_call_ends_not_at_the_grace_period(tmp_pa
     await registry.close()
 
 
+async def test_a_removed_version_serves_until_the_one_it_falls_back_to_is_ready(tmp_path, make_registry, loader):
+    publish(tmp_path, "mf", 1)
+    publish(tmp_path, "mf", 2)
+    registry, changes = make_registry()
+    await registry.refresh()
+    assert loader.calls == [("mf", 2)] and state(registry, "mf", 1) == UNAVAILABLE
+    gate = loader.gate("mf", 1)
+    for path in sorted((tmp_path / "mf" / "2").iterdir()):
+        path.unlink()
+    (tmp_path / "mf" / "2").rmdir()
+    await registry.rescan()
+    await loader.started("mf", 1)
+    assert served(registry, "mf") == 2, "the removed version stopped serving before v1 was ready"
+    gate.set()
+    await changes.until(lambda: state(registry, "mf", 1) == READY)
+    assert served(registry, "mf") == 1
+    await changes.until(lambda: [r.version for r in registry.models()["mf"]] == [1] and loader.models[("mf", 2)].closed)
+    await registry.close()
+
+
 async def test_a_version_removed_while_it_loads_is_unloaded_when_its_load_ends(tmp_path, make_registry, loader):
     publish(tmp_path, "mf", 1)
     gate = loader.gate("mf", 1)
