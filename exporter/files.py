@@ -1,21 +1,17 @@
-"""Small file helpers shared by the writers: content hashes and flushing a folder to disk."""
+"""Small file helpers shared by the writers: content hashes and flushing a folder to disk.
+
+The hash is the contract's (``protos.rules.file_sha256``), re-exported here under the name the
+writers use, so that what the exporter records is by construction what the server checks.
+"""
 
 from __future__ import annotations
 
-import hashlib
 import os
 from pathlib import Path
 
-_CHUNK = 1 << 20
+from protos.rules import file_sha256 as sha256_file
 
-
-def sha256_file(path: Path) -> str:
-    """Lower-case hex SHA-256 of a file, read in 1 MiB chunks so large models need no extra memory."""
-    digest = hashlib.sha256()
-    with path.open("rb") as stream:
-        while chunk := stream.read(_CHUNK):
-            digest.update(chunk)
-    return digest.hexdigest()
+__all__ = ["fsync_dir", "fsync_tree", "sha256_file"]
 
 
 def fsync_tree(folder: Path) -> None:

@@ -12,15 +12,17 @@ from collections.abc import Sequence
 
 import numpy as np
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+from protos.rules import integer_ids
+
 _DENSE_SLACK = 4  # a dense table may hold up to 4 empty slots per id (plus a little) before sorting wins
 
 
 class IntegerIndex:
     """Maps integer ids to their indices with one array lookup per call.
 
-    Built only when every id is written exactly as ``str(int(id))`` would write it ("196", "-3"; not
-    "007", "+5" or " 7"), so that the integer and the string name the same id. Ids spanning a small
+    Built only when every id has the contract's integer form (``protos.rules.integer_id``: written
+    exactly as ``str(int)`` writes an int64, "196", "-3"; not "007", "+5" or " 7"), so that the integer
+    and the string name the same id. Ids spanning a small
     range use a dense table; sparse ones (e.g. 64-bit hashes) use a sorted array and binary search.
 
     Args:
@@ -40,17 +42,11 @@ class IntegerIndex:
 
     @classmethod
     def build(cls, raw_ids: Sequence[str]) -> IntegerIndex | None:
-        """The index of ``raw_ids``, or None when one of them is not a canonical decimal int64."""
-        values = np.empty(len(raw_ids), dtype=np.int64)
-        for position, raw in enumerate(raw_ids):
-            try:
-                value = int(raw)
-            except ValueError:
-                return None
-            if str(value) != raw or not _INT64_MIN <= value <= _INT64_MAX:
-                return None
-            values[position] = value
-        return cls(values)
+        """The index of ``raw_ids``, or None when one of them has no integer form."""
+        values = integer_ids(raw_ids)
+        if values is None:
+            return None
+        return cls(np.array(values, dtype=np.int64))
 
     def lookup(self, values: np.ndarray) -> np.ndarray:
         """Index of each integer id, -1 for ids not in the catalogue: int64 [B] -> int64 [B]."""

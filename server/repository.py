@@ -8,7 +8,6 @@ model names and versions sent by callers are only ever looked up among the folde
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import re
 from dataclasses import dataclass
@@ -18,6 +17,7 @@ import numpy as np
 from google.protobuf import json_format
 
 from protos.recsys.v1 import model_config_pb2 as mc
+from protos.rules import file_sha256
 from server.errors import ModelLoadError
 
 _LOGGER = logging.getLogger(__name__)
@@ -106,15 +106,6 @@ def read_config(folder: VersionFolder) -> mc.ModelConfig:
     return config
 
 
-def sha256_of(path: Path) -> str:
-    """Lower-case hex SHA-256 of a file."""
-    digest = hashlib.sha256()
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
-
-
 def checked_file(folder: Path, relative: str, sha256: str) -> Path:
     """The file ``relative`` inside ``folder`` after checking its name and its SHA-256.
 
@@ -128,7 +119,7 @@ def checked_file(folder: Path, relative: str, sha256: str) -> Path:
         raise ModelLoadError(f"{relative}: missing from {folder}")
     if not sha256:
         raise ModelLoadError(f"{relative}: config.json gives no sha256 to check it against")
-    actual = sha256_of(path)
+    actual = file_sha256(path)
     if actual != sha256.lower():
         raise ModelLoadError(f"{relative}: sha256 mismatch (config {sha256[:12]}…, file {actual[:12]}…); re-export it")
     return path

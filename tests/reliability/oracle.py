@@ -9,6 +9,7 @@ The fuzz tests compare the real server with it call by call.
 from __future__ import annotations
 
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -28,6 +29,16 @@ TOO_BIG = grpc.StatusCode.RESOURCE_EXHAUSTED
 
 Check = Callable[[Message], None]
 
+_INTEGER_FORM = re.compile(r"0|-?[1-9][0-9]*")  # ASCII digits, no sign but "-", no leading zero, no "-0"
+
+
+def has_integer_form(raw_id: str) -> bool:
+    """service.proto: "a decimal integer (written exactly as str(int) would, within int64)".
+
+    Stated here as a pattern, independently of ``protos.rules``, so that the two statements check each other.
+    """
+    return bool(_INTEGER_FORM.fullmatch(raw_id)) and -(2**63) <= int(raw_id) < 2**63
+
 
 @dataclass(frozen=True, repr=False)
 class ModelFacts:
@@ -43,6 +54,11 @@ class ModelFacts:
     max_history_length: int
     rating_min: float
     rating_max: float
+
+    @property
+    def integer_ids(self) -> bool:
+        """GetModelMetadataResponse.integer_ids: every user and item id has an integer form."""
+        return all(map(has_integer_form, self.user_ids)) and all(map(has_integer_form, self.item_ids))
 
     def __repr__(self) -> str:
         return f"ModelFacts({self.name!r} v{self.version})"
@@ -123,12 +139,28 @@ def _known_user(facts: ModelFacts, user: str) -> bool:
     return user in facts.seen and (not facts.sequential or bool(facts.seen[user]))
 
 
+def _predict_pairs(request: service_pb2.PredictRequest, facts: ModelFacts) -> tuple[list[str], list[str]] | str:
+    """The pairs as raw ids, from the string or the integer fields, or why the contract refuses them."""
+    if not (request.user_int_ids or request.item_int_ids):
+        return list(request.user_ids), list(request.item_ids)
+    if request.user_ids or request.item_ids:
+        return "both string and integer ids set"
+    if len(request.user_int_ids) != len(request.item_int_ids):
+        return "user_int_ids and item_int_ids differ in length"
+    if not facts.integer_ids:
+        return "integer ids sent to a version whose ids are not all integers"
+    return [str(u) for u in request.user_int_ids], [str(i) for i in request.item_int_ids]
+
+
 def expect_predict(request: service_pb2.PredictRequest, served: Served) -> Expectation:
-    """What Predict must answer."""
+    """What Predict must answer, to pairs sent as strings or as integers."""
     facts = _target(request, served)
     if isinstance(facts, Expectation):
         return facts
-    users, items = list(request.user_ids), list(request.item_ids)
+    pairs = _predict_pairs(request, facts)
+    if isinstance(pairs, str):
+        return _refuse(INVALID, pairs)
+    users, items = pairs
     known_items = set(facts.item_ids)
     if len(users) != len(items):
         return _refuse(INVALID, "user_ids and item_ids differ in length")

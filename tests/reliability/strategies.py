@@ -5,7 +5,9 @@ the issue lists: empty, long, unicode and duplicated ids (1 MB ids are sent by a
 hypothesis would print them whole); k of 0, -1, 2**31-1 and, on
 the wire, beyond int32; empty and oversized lists; histories longer than the model allows;
 NaN, infinite and out-of-range ratings; unknown models and versions, including names that
-look like paths; and bytes that are not a message at all.
+look like paths; pairs sent as integer ids (known, unknown, int64 extremes, mismatched lengths,
+set beside string ids, sent to models whose ids are not integers); and bytes that are not a
+message at all.
 """
 
 from __future__ import annotations
@@ -14,7 +16,7 @@ from hypothesis import strategies as st
 
 from protos.recsys.v1 import service_pb2
 
-from .oracle import ModelFacts, Served
+from .oracle import ModelFacts, Served, has_integer_form
 
 LONG_ID = "9" * 5000  # ten of them overflow a client's 16 KiB metadata limit if echoed in an error
 HOSTILE_IDS = ("", " ", LONG_ID, "1 ", " 1", "01", "-1", "1e3", "0x1", "\x00", "ü", "𝔘", "\u202e1", "1\n", "None")
@@ -33,6 +35,7 @@ HOSTILE_NAMES = (
     "x" * 70_000,
 )
 EXTREME_INTS = (0, -1, -(2**31), 2**31 - 1)
+INT64_EXTREMES = (0, -1, 1, -(2**63), -(2**63) + 1, 2**63 - 1, 2**63 - 2, 2**31, -(2**31) - 1)
 HOSTILE_RATINGS = (float("nan"), float("inf"), float("-inf"), -0.0, 0.0, 0.5, 5.5, 1e30, -1e30)
 
 
@@ -185,3 +188,59 @@ def garbage() -> st.SearchStrategy[bytes]:
         st.binary(min_size=1, max_size=8).map(lambda b: b"\x0a\x03mf\x12" + b),
         st.sampled_from((b"\x12\x02\xff\xfe", b"\x0a\x02\x0a\xff", b"\xff" * 16, b"\x12\x80\x80\x80\x80\x10")),
     )
+
+
+@st.composite
+def int_ids(draw: st.DrawFn, known: tuple[int, ...]) -> int:
+    """One integer id: known 70% of the time, else a neighbour of a known one, an int64 extreme or any int64."""
+    roll = draw(st.integers(0, 9))
+    if roll < 7 and known:
+        return draw(st.sampled_from(known))
+    if roll == 7 and known:
+        return max(-(2**63), min(2**63 - 1, draw(st.sampled_from(known)) + draw(st.sampled_from((-1, 1)))))
+    return draw(st.sampled_from(INT64_EXTREMES) if roll < 9 else st.integers(-(2**63), 2**63 - 1))
+
+
+def _as_ints(raw_ids: tuple[str, ...]) -> tuple[int, ...]:
+    """The catalogue's ids as integers where they have the form (all of them for an integer-id model)."""
+    return tuple(int(raw) for raw in raw_ids if has_integer_form(raw))
+
+
+@st.composite
+def int_id_lists(draw: st.DrawFn, known: tuple[int, ...], max_rows: int) -> list[int]:
+    """Lists of integer ids: short and mixed (most often), empty, or one row over ``max_rows``."""
+    roll = draw(st.integers(0, 9))
+    if roll < 8:
+        return draw(st.lists(int_ids(known), min_size=1, max_size=5))
+    return [] if roll == 8 else [draw(st.sampled_from(known or (0,)))] * (max_rows + 1)
+
+
+@st.composite
+def integer_predict_requests(
+    draw: st.DrawFn, served: Served, integer_models: tuple[str, ...]
+) -> service_pb2.PredictRequest:
+    """Predict requests carrying their pairs in ``user_int_ids``/``item_int_ids``.
+
+    Mostly to a model whose ids are all integers (``integer_models``); else to any model, including
+    unknown ones and those with string ids. Lengths usually match, sometimes not; sometimes string ids
+    are set as well.
+    """
+    if draw(st.integers(0, 9)) < 7:
+        spec = service_pb2.ModelSpec(name=draw(st.sampled_from(integer_models)))
+    else:
+        spec = draw(model_specs(served))
+    facts = _facts_for(served, spec)
+    known_users, known_items = _as_ints(facts.user_ids), _as_ints(facts.item_ids)
+    users = draw(int_id_lists(known_users, served.max_rows))
+    roll = draw(st.integers(0, 9))
+    if roll == 0:
+        items = draw(int_id_lists(known_items, served.max_rows))  # most likely of another length
+    elif len(users) > 64:
+        items = [(known_items or (0,))[0]] * len(users)
+    else:
+        items = draw(st.lists(int_ids(known_items), min_size=len(users), max_size=len(users)))
+    request = service_pb2.PredictRequest(model=spec, user_int_ids=users, item_int_ids=items)
+    if roll == 1:  # both kinds set: the contract says one or the other
+        request.user_ids.extend([str(user) for user in users[:1]] or [facts.user_ids[0]])
+        request.item_ids.extend([str(item) for item in items[:1]] or [facts.item_ids[0]])
+    return request

@@ -10,7 +10,7 @@ import pytest
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 from protos.recsys.v1 import service_pb2_grpc
-from server import security
+from server import auth
 
 from .tiny import predict_request, serve_tiny
 
@@ -51,7 +51,7 @@ async def _predict_code(target: str, metadata: tuple[tuple[str, str], ...] | Non
     ],
 )
 async def test_only_a_configured_bearer_token_passes(metadata: tuple | None, code: grpc.StatusCode) -> None:
-    chain = security.interceptors(TOKENS)
+    chain = auth.interceptors(TOKENS)
     async with serve_tiny(interceptors=chain) as server:
         got, details = await _predict_code(server.target, metadata)
     assert got == code
@@ -63,7 +63,7 @@ async def test_only_a_configured_bearer_token_passes(metadata: tuple | None, cod
 async def test_health_is_open_only_when_allowed() -> None:
     request = health_pb2.HealthCheckRequest(service="")
     for allow in (False, True):
-        chain = security.interceptors(TOKENS, allow_unauthenticated_health=allow)
+        chain = auth.interceptors(TOKENS, allow_unauthenticated_health=allow)
         async with serve_tiny(interceptors=chain) as server, grpc.aio.insecure_channel(server.target) as channel:
             stub = health_pb2_grpc.HealthStub(channel)
             authed = await stub.Check(request, metadata=_bearer(TOKENS[0]), timeout=TIMEOUT_S)
@@ -82,7 +82,7 @@ async def test_health_is_open_only_when_allowed() -> None:
 
 async def test_streaming_and_unknown_methods_are_refused_without_a_token() -> None:
     async with (
-        serve_tiny(interceptors=security.interceptors(TOKENS)) as server,
+        serve_tiny(interceptors=auth.interceptors(TOKENS)) as server,
         grpc.aio.insecure_channel(server.target) as channel,
     ):
         watch = health_pb2_grpc.HealthStub(channel).Watch(health_pb2.HealthCheckRequest(), timeout=TIMEOUT_S)
@@ -106,8 +106,8 @@ def test_every_configured_token_is_compared_even_after_a_match(monkeypatch: pyte
         calls.append((a, b))
         return compare(a, b)
 
-    interceptor = security.BearerTokenInterceptor([*TOKENS, "third-token"])
-    monkeypatch.setattr(security.hmac, "compare_digest", counting)
+    interceptor = auth.BearerTokenInterceptor([*TOKENS, "third-token"])
+    monkeypatch.setattr(auth.hmac, "compare_digest", counting)
     for token in (*TOKENS, "third-token", "guess"):
         calls.clear()
         accepted = interceptor.check(_bearer(token)) is None
@@ -121,53 +121,53 @@ def test_token_file_skips_comments_and_blank_lines(tmp_path: Path) -> None:
     path = tmp_path / "tokens"
     path.write_text(f"# service A\n{TOKENS[0]}\n\n   {TOKENS[1]}  \n# {TOKENS[0]}-revoked\n{TOKENS[0]}\n")
     path.chmod(0o600)
-    assert security.load_token_file(path) == frozenset(TOKENS)
+    assert auth.load_token_file(path) == frozenset(TOKENS)
 
 
 def test_token_file_errors_name_the_file(tmp_path: Path) -> None:
-    with pytest.raises(security.SecurityConfigError, match=r"auth token file .*absent.* does not exist"):
-        security.load_token_file(tmp_path / "absent")
+    with pytest.raises(auth.SecurityConfigError, match=r"auth token file .*absent.* does not exist"):
+        auth.load_token_file(tmp_path / "absent")
     empty = tmp_path / "empty"
     empty.write_text("# nothing yet\n\n")
-    with pytest.raises(security.SecurityConfigError, match=r"empty.* holds no token"):
-        security.load_token_file(empty)
+    with pytest.raises(auth.SecurityConfigError, match=r"empty.* holds no token"):
+        auth.load_token_file(empty)
     spaced = tmp_path / "spaced"
     spaced.write_text("ok-token\nhas a space\n")
-    with pytest.raises(security.SecurityConfigError, match=r"line 2 of .*spaced") as caught:
-        security.load_token_file(spaced)
+    with pytest.raises(auth.SecurityConfigError, match=r"line 2 of .*spaced") as caught:
+        auth.load_token_file(spaced)
     assert "has a space" not in str(caught.value)
     binary = tmp_path / "binary"
     binary.write_bytes(b"\xff\xfe\x00")
-    with pytest.raises(security.SecurityConfigError, match="is not UTF-8"):
-        security.load_token_file(binary)
+    with pytest.raises(auth.SecurityConfigError, match="is not UTF-8"):
+        auth.load_token_file(binary)
 
 
 def test_world_readable_token_file_is_warned_about(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
     path = tmp_path / "tokens"
     path.write_text(TOKENS[0])
     path.chmod(0o644)
-    with caplog.at_level("WARNING", logger="server.security"):
-        security.load_token_file(path)
+    with caplog.at_level("WARNING", logger="server.auth"):
+        auth.load_token_file(path)
     assert "chmod 600" in caplog.text
 
 
 def test_tokens_from_file_and_environment_value_are_united(tmp_path: Path) -> None:
     path = tmp_path / "tokens"
     path.write_text(TOKENS[0])
-    assert security.resolve_tokens(None, None) == frozenset()
-    assert security.resolve_tokens(path, None) == {TOKENS[0]}
-    assert security.resolve_tokens(None, f" {TOKENS[1]} ,,third ") == {TOKENS[1], "third"}
-    assert security.resolve_tokens(path, TOKENS[1]) == set(TOKENS)
-    with pytest.raises(security.SecurityConfigError, match=r"\$RECSYS_AUTH_TOKENS is set but holds no token"):
-        security.resolve_tokens(None, " , ")
-    with pytest.raises(security.SecurityConfigError, match=r"entry 2 of \$RECSYS_AUTH_TOKENS"):
-        security.resolve_tokens(None, "good,bad token")
+    assert auth.resolve_tokens(None, None) == frozenset()
+    assert auth.resolve_tokens(path, None) == {TOKENS[0]}
+    assert auth.resolve_tokens(None, f" {TOKENS[1]} ,,third ") == {TOKENS[1], "third"}
+    assert auth.resolve_tokens(path, TOKENS[1]) == set(TOKENS)
+    with pytest.raises(auth.SecurityConfigError, match=r"\$RECSYS_AUTH_TOKENS is set but holds no token"):
+        auth.resolve_tokens(None, " , ")
+    with pytest.raises(auth.SecurityConfigError, match=r"entry 2 of \$RECSYS_AUTH_TOKENS"):
+        auth.resolve_tokens(None, "good,bad token")
 
 
 def test_interceptor_needs_a_token() -> None:
-    with pytest.raises(security.SecurityConfigError, match="at least one token"):
-        security.BearerTokenInterceptor([])
-    with pytest.raises(security.SecurityConfigError, match="characters other than") as caught:
-        security.BearerTokenInterceptor(["good", "tökén with space"])
+    with pytest.raises(auth.SecurityConfigError, match="at least one token"):
+        auth.BearerTokenInterceptor([])
+    with pytest.raises(auth.SecurityConfigError, match="characters other than") as caught:
+        auth.BearerTokenInterceptor(["good", "tökén with space"])
     assert "tökén" not in str(caught.value)
-    assert security.interceptors(()) == []
+    assert auth.interceptors(()) == []

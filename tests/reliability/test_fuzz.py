@@ -7,6 +7,9 @@ answer. The number of inputs tried is printed at the end of the run (see conftes
 
 from __future__ import annotations
 
+import hashlib
+import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -22,12 +25,36 @@ from protos.recsys.v1 import service_pb2, service_pb2_grpc
 
 from . import strategies, tally
 from .drivers import CHANNEL_OPTIONS
-from .oracle import Expectation, Served, expect_bytes, expect_predict, expect_recommend, read_facts
+from .oracle import Expectation, Served, expect_bytes, expect_predict, expect_recommend, has_integer_form, read_facts
 from .procs import ServerProcess, server_process
 
 MAX_ROWS = 256
 TIMEOUT_S = 10.0
 FUZZ = settings(deadline=None, suppress_health_check=list(HealthCheck), database=None)
+STRING_ID_MODELS = ("mf", "dense", "lstm", "gcn")
+INTEGER_ID_MODELS = ("mfint",)
+
+
+def _integer_id(raw_id: str) -> str:
+    """Tiny ids as integers: "u7" -> "1007" (a dense range); "i0" and "i1" -> the int64 extremes, "i7" -> "21"."""
+    number = int(raw_id[1:])
+    if raw_id.startswith("u"):
+        return str(1000 + number)
+    return {0: str(-(2**63)), 1: str(2**63 - 1)}.get(number, str(3 * number))
+
+
+def _integer_id_copy(source: Path, destination: Path, name: str) -> None:
+    """Copies a tiny version as model ``name`` with its user and item ids rewritten as integers."""
+    shutil.copytree(source, destination)
+    config_path = destination / "config.json"
+    config = json.loads(config_path.read_text())
+    config["name"] = name
+    for entry in config["side_files"]:
+        if entry["kind"] in ("SIDE_FILE_KIND_USER_IDS", "SIDE_FILE_KIND_ITEM_IDS"):
+            path = destination / entry["path"]
+            np.save(path, np.array([_integer_id(i) for i in np.load(path).tolist()]))
+            entry["sha256"] = hashlib.sha256(path.read_bytes()).hexdigest()
+    config_path.write_text(json.dumps(config))
 
 
 class Target:
@@ -51,8 +78,16 @@ class Target:
 
 
 def _probes(served: Served) -> list[tuple[str, Message]]:
-    mf, lstm, gcn = (served.models[name][1] for name in ("mf", "lstm", "gcn"))
+    mf, lstm, gcn, mfint = (served.models[name][1] for name in ("mf", "lstm", "gcn", "mfint"))
     return [
+        (
+            "Predict",
+            service_pb2.PredictRequest(
+                model=service_pb2.ModelSpec(name="mfint"),
+                user_int_ids=[int(u) for u in mfint.user_ids[:4]],
+                item_int_ids=[int(i) for i in mfint.item_ids[:4]],
+            ),
+        ),
         (
             "Predict",
             service_pb2.PredictRequest(
@@ -75,14 +110,25 @@ def _probes(served: Served) -> list[tuple[str, Message]]:
 
 
 @pytest.fixture(scope="module")
-def target(tiny_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
+def fuzz_repository(tiny_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The tiny repository plus "mfint": tiny MF with integer ids, so that user_int_ids/item_int_ids are served."""
+    repository = tmp_path_factory.mktemp("fuzz-repository")
+    for name in STRING_ID_MODELS:
+        shutil.copytree(tiny_repository / name, repository / name)
+    _integer_id_copy(tiny_repository / "mf" / "1", repository / "mfint" / "1", "mfint")
+    return repository
+
+
+@pytest.fixture(scope="module")
+def target(fuzz_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Target]:
     served = Served(
-        models={name: {1: read_facts(tiny_repository / name / "1")} for name in ("mf", "dense", "lstm", "gcn")},
+        models={name: {1: read_facts(fuzz_repository / name / "1")} for name in STRING_ID_MODELS + INTEGER_ID_MODELS},
         max_rows=MAX_ROWS,
         max_message_bytes=64 * 1024 * 1024,
     )
+    assert [name for name in served.models if served.models[name][1].integer_ids] == list(INTEGER_ID_MODELS)
     args = ["--max-rows-per-request", str(MAX_ROWS), "--poll-interval-s", "0"]
-    with server_process(tiny_repository, tmp_path_factory.mktemp("fuzz-server"), args) as process:
+    with server_process(fuzz_repository, tmp_path_factory.mktemp("fuzz-server"), args) as process:
         channel = grpc.insecure_channel(process.target, options=CHANNEL_OPTIONS)
         stub = service_pb2_grpc.RecommenderServiceStub(channel)
         probes = [
@@ -97,7 +143,7 @@ def target(tiny_repository: Path, tmp_path_factory: pytest.TempPathFactory) -> I
 
 def test_probe_answers_are_the_exported_models_answers(target: Target, tiny_repository: Path) -> None:
     # The baseline the fuzz compares against is itself right: ONNX Runtime on the exported file.
-    _, request, response = target.probes[0]
+    _, request, response = target.probes[1]
     facts = target.served.models["mf"][1]
     session = ort.InferenceSession(
         str(tiny_repository / "mf" / "1" / "predict.onnx"), providers=["CPUExecutionProvider"]
@@ -152,6 +198,24 @@ def _judge(target: Target, what: str, method: str, request: Message | bytes, exp
 def test_predict_fuzz(target: Target, data: st.DataObject) -> None:
     request = data.draw(strategies.predict_requests(target.served))
     _judge(target, "Predict requests", "Predict", request, expect_predict(request, target.served))
+
+
+@settings(FUZZ, max_examples=200)
+@given(data=st.data())
+def test_predict_integer_ids_fuzz(target: Target, data: st.DataObject) -> None:
+    request = data.draw(strategies.integer_predict_requests(target.served, INTEGER_ID_MODELS))
+    expectation = expect_predict(request, target.served)
+    _judge(target, "Predict requests with integer ids", "Predict", request, expectation)
+    if expectation.codes == {grpc.StatusCode.OK} and request.user_int_ids:
+        # Two call forms of one question: the same pairs as strings get the very same ratings.
+        as_strings = service_pb2.PredictRequest(
+            model=request.model,
+            user_ids=[str(u) for u in request.user_int_ids],
+            item_ids=[str(i) for i in request.item_int_ids],
+        )
+        by_ints, by_strings = (_call(target, "Predict", r) for r in (request, as_strings))
+        assert by_ints[0] == by_strings[0] == grpc.StatusCode.OK, (by_ints[2], by_strings[2])
+        assert list(by_ints[1].ratings) == list(by_strings[1].ratings)
 
 
 @settings(FUZZ, max_examples=300)
@@ -221,3 +285,53 @@ def test_megabyte_ids_get_their_documented_status(target: Target, case: str) -> 
     method, request = _megabyte_requests()[case]
     expectation = (expect_predict if method == "Predict" else expect_recommend)(request, target.served)
     _judge(target, "1 MB ids and names", method, request, expectation)
+
+
+def _integer_cases(served: Served) -> dict[str, service_pb2.PredictRequest]:
+    """One request of each kind the integer-id strategy draws at random, so each is tried on every run."""
+    mfint = served.models["mfint"][1]
+    users, items = [int(u) for u in mfint.user_ids], [int(i) for i in mfint.item_ids]
+    spec = service_pb2.ModelSpec(name="mfint")
+
+    def pairs(user_ints: list[int], item_ints: list[int], model: service_pb2.ModelSpec = spec, **strings: list[str]):
+        return service_pb2.PredictRequest(model=model, user_int_ids=user_ints, item_int_ids=item_ints, **strings)
+
+    return {
+        "valid": pairs(users[:3], items[:3]),
+        "int64 extremes as known item ids": pairs(users[:2], [-(2**63), 2**63 - 1]),
+        "unknown ids": pairs([users[0], 7], [items[2], 2**63 - 2]),
+        "int64 extremes unknown": pairs([-(2**63), 2**63 - 1], [0, -1]),
+        "mismatched lengths": pairs(users[:2], items[:1]),
+        "only item ids": pairs([], items[:2]),
+        "both kinds set": pairs(users[:1], items[:1], user_ids=[mfint.user_ids[0]], item_ids=[mfint.item_ids[0]]),
+        "string-id model": pairs([0], [0], model=service_pb2.ModelSpec(name="mf")),
+        "one pair over max_rows": pairs([users[0]] * (MAX_ROWS + 1), [items[2]] * (MAX_ROWS + 1)),
+    }
+
+
+@pytest.mark.parametrize(
+    "case",
+    [
+        "valid",
+        "int64 extremes as known item ids",
+        "unknown ids",
+        "int64 extremes unknown",
+        "mismatched lengths",
+        "only item ids",
+        "both kinds set",
+        "string-id model",
+        "one pair over max_rows",
+    ],
+)
+def test_integer_id_cases_get_their_documented_status(target: Target, case: str) -> None:
+    request = _integer_cases(target.served)[case]
+    expectation = expect_predict(request, target.served)
+    assert (expectation.codes == {grpc.StatusCode.OK}) == case.startswith(("valid", "int64 extremes as known"))
+    _judge(target, "integer-id cases", "Predict", request, expectation)
+
+
+@pytest.mark.parametrize("raw_id", ["0", "7", "-7", str(2**63 - 1), str(-(2**63)), str(2**63), "-0", "07", "+7", "٧"])
+def test_the_oracle_and_the_contract_rule_agree_on_integer_ids(raw_id: str) -> None:
+    from protos import rules
+
+    assert has_integer_form(raw_id) == (rules.integer_id(raw_id) is not None)

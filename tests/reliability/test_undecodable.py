@@ -8,10 +8,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from protos.recsys.v1 import service_pb2
-from server import security
+from server import auth, request_guard
 
 from . import tally
-from .tiny import predict_request, serve_tiny
+from .tiny import EchoRecommender, predict_request, serve_tiny
 
 PREDICT = "/recsys.v1.RecommenderService/Predict"
 TIMEOUT_S = 5.0
@@ -50,7 +50,7 @@ async def test_guard_answers_invalid_argument_naming_the_method(payload: bytes) 
 
 async def test_guard_runs_behind_authentication() -> None:
     async with (
-        serve_tiny(interceptors=security.interceptors(["token"])) as server,
+        serve_tiny(interceptors=auth.interceptors(["token"])) as server,
         grpc.aio.insecure_channel(server.target) as channel,
     ):
         code, _, _ = await _raw_call(channel, CORRUPT[0])
@@ -66,9 +66,47 @@ def test_guard_leaves_unwrappable_handlers_alone() -> None:
         return None
 
     sync_handler = grpc.unary_unary_rpc_method_handler(sync_behavior, request_deserializer=bytes)
-    assert security.guard_undecodable(sync_handler, PREDICT) is sync_handler
+    assert request_guard.guard_undecodable(sync_handler, PREDICT) is sync_handler
     stream_handler = grpc.stream_stream_rpc_method_handler(sync_behavior, request_deserializer=bytes)
-    assert security.guard_undecodable(stream_handler, PREDICT) is stream_handler
+    assert request_guard.guard_undecodable(stream_handler, PREDICT) is stream_handler
+
+
+SERVICE = service_pb2.DESCRIPTOR.services_by_name["RecommenderService"]
+
+
+def test_guarded_handlers_decode_each_method_s_own_request_message() -> None:
+    # The descriptor, not generated code's internals, says which message each method reads.
+    handlers = request_guard.guarded_handlers(SERVICE, EchoRecommender())
+    assert sorted(handlers) == sorted(method.name for method in SERVICE.methods)
+    requests = {
+        "Predict": predict_request(("u", "i")),
+        "Recommend": service_pb2.RecommendRequest(model=service_pb2.ModelSpec(name="mf"), user_ids=["u"], k=3),
+        "ListModels": service_pb2.ListModelsRequest(),
+        "GetModelMetadata": service_pb2.GetModelMetadataRequest(model=service_pb2.ModelSpec(name="mf")),
+    }
+    for name, request in requests.items():
+        handler = handlers[name]
+        assert not handler.request_streaming and not handler.response_streaming
+        assert handler.request_deserializer(request.SerializeToString()) == request
+    # Only Predict is async in the echo servicer; the generated base class's synchronous stubs stay unguarded.
+    assert isinstance(handlers["Predict"].request_deserializer(b"\xff\xff\xff"), request_guard.UndecodableRequest)
+    response = service_pb2.PredictResponse(ratings=[1.0])
+    assert handlers["Predict"].response_serializer(response) == response.SerializeToString()
+
+
+def test_a_servicer_missing_a_method_is_refused_naming_it() -> None:
+    with pytest.raises(TypeError, match=r"has no method Predict of recsys\.v1\.RecommenderService"):
+        request_guard.guarded_handlers(SERVICE, object())
+
+
+def test_security_module_still_offers_every_name_and_the_old_registration() -> None:
+    from server import security, tls
+
+    assert security.guard_undecodable is request_guard.guard_undecodable
+    assert security.interceptors is auth.interceptors and security.server_credentials is tls.server_credentials
+    assert security.SecurityConfigError is auth.SecurityConfigError is tls.SecurityConfigError
+    with pytest.raises(TypeError, match="add_guarded_service"):
+        security.add_guarded_servicer(lambda servicer, server: None, EchoRecommender(), object())
 
 
 @settings(max_examples=50, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])

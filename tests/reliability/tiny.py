@@ -10,7 +10,7 @@ import grpc
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 
 from protos.recsys.v1 import service_pb2, service_pb2_grpc
-from server import security
+from server import request_guard
 
 
 class EchoRecommender(service_pb2_grpc.RecommenderServiceServicer):
@@ -42,14 +42,15 @@ async def serve_tiny(
 ) -> AsyncIterator[TinyServer]:
     """Runs the echo servicer and a health servicer on a free 127.0.0.1 port; always stops it.
 
-    ``guarded`` registers the servicer through ``security.add_guarded_servicer``, as the real server does.
+    ``guarded`` registers the servicer through ``request_guard.add_guarded_service``, as the real server
+    does; otherwise through the generated ``add_RecommenderServiceServicer_to_server``.
     """
     server = grpc.aio.server(interceptors=list(interceptors), options=[("grpc.so_reuseport", 0)])
-    add = service_pb2_grpc.add_RecommenderServiceServicer_to_server
     if guarded:
-        security.add_guarded_servicer(add, EchoRecommender(), server)
+        service = service_pb2.DESCRIPTOR.services_by_name["RecommenderService"]
+        request_guard.add_guarded_service(service, EchoRecommender(), server)
     else:
-        add(EchoRecommender(), server)
+        service_pb2_grpc.add_RecommenderServiceServicer_to_server(EchoRecommender(), server)
     health_servicer = health.aio.HealthServicer()
     await health_servicer.set("", health_pb2.HealthCheckResponse.SERVING)
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)

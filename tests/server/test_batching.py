@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
 import threading
 import time
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Executor, ThreadPoolExecutor
 
 import numpy as np
 import pytest
@@ -45,17 +46,65 @@ def executor():
     pool.shutdown(wait=True)
 
 
-def make(recorder: Recorder, executor: ThreadPoolExecutor, row_cost: int = 1, **settings: int) -> DynamicBatcher:
-    """A batcher over ``recorder``; every run goes to the pool unless ``inline_max_us`` is given."""
-    settings.setdefault("inline_max_us", 0)
-    return DynamicBatcher(recorder, BatchingSettings(**settings), executor, name="'m' v1 predict", row_cost=row_cost)
+class HeldExecutor(Executor):
+    """Runs nothing until the test calls :meth:`finish`: batches "in the pool" wait for the test, not a clock."""
+
+    def __init__(self) -> None:
+        self.held: list[tuple[concurrent.futures.Future, object, tuple]] = []
+
+    def submit(self, fn, /, *args, **kwargs) -> concurrent.futures.Future:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        self.held.append((future, fn, args))
+        return future
+
+    def finish(self) -> None:
+        """Runs every held batch here, on the event loop's thread; their callbacks run at once."""
+        held, self.held = self.held, []
+        for future, fn, args in held:
+            future.set_result(fn(*args))
+
+
+class ImmediateExecutor(Executor):
+    """Runs each batch at once inside ``submit``: a batch's result is on the loop one iteration later."""
+
+    def submit(self, fn, /, *args, **kwargs) -> concurrent.futures.Future:
+        future: concurrent.futures.Future = concurrent.futures.Future()
+        future.set_result(fn(*args, **kwargs))
+        return future
+
+
+async def spin(iterations: int = 20) -> None:
+    """Lets the event loop run ``iterations`` times without letting any timer's time pass on purpose."""
+    for _ in range(iterations):
+        await asyncio.sleep(0)
+
+
+@pytest.fixture
+async def make():
+    """``make(recorder, executor, row_cost=1, **settings)``: a batcher closed when the test ends, whatever happens.
+
+    Every run goes to the pool unless ``inline_max_us`` is given.
+    """
+    made: list[DynamicBatcher] = []
+
+    def build(recorder: Recorder, executor: Executor, row_cost: int = 1, **settings: int) -> DynamicBatcher:
+        settings.setdefault("inline_max_us", 0)
+        batcher = DynamicBatcher(
+            recorder, BatchingSettings(**settings), executor, name="'m' v1 predict", row_cost=row_cost
+        )
+        made.append(batcher)
+        return batcher
+
+    yield build
+    for batcher in made:
+        await asyncio.wait_for(batcher.close(), 10)
 
 
 def rows(*values: int) -> tuple[np.ndarray]:
     return (np.array(values, dtype=np.int64),)
 
 
-async def test_batch_waits_for_delay_then_full_batch_goes_at_once(executor):
+async def test_batch_waits_for_delay_then_full_batch_goes_at_once(executor, make):
     recorder = Recorder()
     batcher = make(recorder, executor, max_batch_size=4, max_queue_delay_us=5_000_000)
     first = asyncio.ensure_future(batcher.submit(rows(1, 2)))
@@ -69,7 +118,7 @@ async def test_batch_waits_for_delay_then_full_batch_goes_at_once(executor):
     await batcher.close()
 
 
-async def test_delay_flushes_a_partial_batch(executor):
+async def test_delay_flushes_a_partial_batch(executor, make):
     recorder = Recorder()
     batcher = make(recorder, executor, max_batch_size=64, max_queue_delay_us=20_000)
     result = await asyncio.wait_for(batcher.submit(rows(5)), timeout=2.0)
@@ -78,7 +127,7 @@ async def test_delay_flushes_a_partial_batch(executor):
     await batcher.close()
 
 
-async def test_requests_queued_while_a_batch_runs_join_the_next_batch(executor):
+async def test_requests_queued_while_a_batch_runs_join_the_next_batch(executor, make):
     recorder = Recorder()
     recorder.release.clear()
     batcher = make(recorder, executor, max_batch_size=100, max_queue_delay_us=0)
@@ -93,7 +142,7 @@ async def test_requests_queued_while_a_batch_runs_join_the_next_batch(executor):
     await batcher.close()
 
 
-async def test_runtime_error_reaches_every_caller(executor):
+async def test_runtime_error_reaches_every_caller(executor, make):
     recorder = Recorder(fail=RuntimeError("boom"))
     batcher = make(recorder, executor, max_batch_size=3, max_queue_delay_us=5_000_000)
     outcomes = await asyncio.gather(*(batcher.submit(rows(i)) for i in range(3)), return_exceptions=True)
@@ -102,7 +151,7 @@ async def test_runtime_error_reaches_every_caller(executor):
     await batcher.close()
 
 
-async def test_wrong_number_of_output_rows_fails_the_batch(executor):
+async def test_wrong_number_of_output_rows_fails_the_batch(executor, make):
     recorder = Recorder(rows_out=1)
     batcher = make(recorder, executor, max_batch_size=2, max_queue_delay_us=5_000_000)
     outcomes = await asyncio.gather(batcher.submit(rows(1)), batcher.submit(rows(2)), return_exceptions=True)
@@ -110,7 +159,7 @@ async def test_wrong_number_of_output_rows_fails_the_batch(executor):
     await batcher.close()
 
 
-async def test_queue_full_is_refused_with_queue_full(executor):
+async def test_queue_full_is_refused_with_queue_full(executor, make):
     recorder = Recorder()
     recorder.release.clear()
     batcher = make(recorder, executor, max_batch_size=2, max_queue_delay_us=0, max_queue_rows=4)
@@ -126,7 +175,7 @@ async def test_queue_full_is_refused_with_queue_full(executor):
     await batcher.close()
 
 
-async def test_batching_off_runs_each_request_alone(executor):
+async def test_batching_off_runs_each_request_alone(executor, make):
     recorder = Recorder()
     recorder.release.clear()
     batcher = make(recorder, executor, max_batch_size=1, max_queue_delay_us=5_000_000)
@@ -135,9 +184,10 @@ async def test_batching_off_runs_each_request_alone(executor):
     recorder.release.set()
     await asyncio.wait_for(asyncio.gather(*tasks), timeout=5.0)
     assert sorted(len(c) for c in recorder.calls) == [1, 1, 1, 1]
+    await batcher.close()
 
 
-async def test_oversized_request_runs_as_its_own_batch(executor):
+async def test_oversized_request_runs_as_its_own_batch(executor, make):
     recorder = Recorder()
     batcher = make(recorder, executor, max_batch_size=4, max_queue_delay_us=5_000_000)
     result = await asyncio.wait_for(batcher.submit(rows(*range(10))), timeout=2.0)
@@ -146,7 +196,7 @@ async def test_oversized_request_runs_as_its_own_batch(executor):
     await batcher.close()
 
 
-async def test_cancelled_request_rows_are_not_computed(executor):
+async def test_cancelled_request_rows_are_not_computed(executor, make):
     recorder = Recorder()
     batcher = make(recorder, executor, max_batch_size=3, max_queue_delay_us=5_000_000)
     doomed = asyncio.ensure_future(batcher.submit(rows(7)))
@@ -159,7 +209,7 @@ async def test_cancelled_request_rows_are_not_computed(executor):
     await batcher.close()
 
 
-async def test_cancellation_seen_by_a_flush_first_is_counted_out_once(executor):
+async def test_cancellation_seen_by_a_flush_first_is_counted_out_once(executor, make):
     recorder = Recorder()
     batcher = make(recorder, executor, max_batch_size=2, max_queue_delay_us=5_000_000)
     doomed = asyncio.ensure_future(batcher.submit(rows(1)))
@@ -174,7 +224,7 @@ async def test_cancellation_seen_by_a_flush_first_is_counted_out_once(executor):
     await batcher.close()
 
 
-async def test_cancelled_request_frees_its_queue_room_at_once(executor):
+async def test_cancelled_request_frees_its_queue_room_at_once(executor, make):
     recorder = Recorder()
     batcher = make(recorder, executor, max_batch_size=8, max_queue_delay_us=5_000_000, max_queue_rows=8)
     doomed = asyncio.ensure_future(batcher.submit(rows(*range(6))))
@@ -189,7 +239,7 @@ async def test_cancelled_request_frees_its_queue_room_at_once(executor):
     await batcher.close()
 
 
-async def test_close_fails_queued_requests_and_refuses_new_ones(executor):
+async def test_close_fails_queued_requests_and_refuses_new_ones(executor, make):
     recorder = Recorder()
     batcher = make(recorder, executor, max_batch_size=8, max_queue_delay_us=5_000_000)
     queued = asyncio.ensure_future(batcher.submit(rows(1)))
@@ -211,20 +261,23 @@ def test_join_pads_histories_of_different_lengths():
     assert join_inputs([a]) is a
 
 
-async def test_sparse_requests_do_not_wait_for_a_batch_that_will_not_come(executor):
+async def test_sparse_requests_do_not_wait_for_a_batch_that_will_not_come(make):
     recorder = Recorder()
-    batcher = make(recorder, executor, max_batch_size=8, max_queue_delay_us=100_000)
-    started = asyncio.get_running_loop().time()
-    for value in range(12):  # one request per 0.15 s: more than the 0.1 s delay apart
+    batcher = make(recorder, ImmediateExecutor(), max_batch_size=8, max_queue_delay_us=100_000)
+    went_at_once = []
+    for value in range(8):  # one request per 0.15 s or more: further apart than the 0.1 s delay
         await asyncio.sleep(0.15)
-        await asyncio.wait_for(batcher.submit(rows(value)), timeout=2.0)
-    waited = asyncio.get_running_loop().time() - started - 12 * 0.15
-    assert waited < 0.6, f"sparse requests waited {waited:.2f} s in all for batches of one"
-    assert [len(c) for c in recorder.calls] == [1] * 12
-    await batcher.close()
+        request = asyncio.ensure_future(batcher.submit(rows(value)))
+        await spin()  # a flush armed for the delay cannot have run yet; one armed at once has
+        went_at_once.append(request.done())
+        await asyncio.wait_for(request, timeout=10)
+    # The first request waits for company (nothing is known of the gaps yet); by the third, the moving
+    # average of the gaps exceeds the delay whatever the machine's speed, and rows go alone at once.
+    assert not went_at_once[0] and all(went_at_once[2:]), went_at_once
+    assert [len(c) for c in recorder.calls] == [1] * 8
 
 
-async def test_cheap_batches_run_on_the_event_loop_once_measured(executor):
+async def test_cheap_batches_run_on_the_event_loop_once_measured(executor, make):
     recorder = Recorder()
     batcher = make(recorder, executor, max_batch_size=8, max_queue_delay_us=0, inline_max_us=50_000)
     for value in range(3):
@@ -237,7 +290,7 @@ async def test_cheap_batches_run_on_the_event_loop_once_measured(executor):
     await batcher.close()
 
 
-async def test_slow_batches_and_inline_off_stay_in_the_pool(executor):
+async def test_slow_batches_and_inline_off_stay_in_the_pool(executor, make):
     loop_thread = threading.get_ident()
     slow = Recorder(seconds=0.005)
     batcher = make(slow, executor, max_batch_size=8, max_queue_delay_us=0, inline_max_us=1_000)
@@ -253,7 +306,7 @@ async def test_slow_batches_and_inline_off_stay_in_the_pool(executor):
     await batcher.close()
 
 
-async def test_inline_errors_reach_the_callers_and_the_batcher_goes_on(executor):
+async def test_inline_errors_reach_the_callers_and_the_batcher_goes_on(executor, make):
     recorder = Recorder()
     batcher = make(recorder, executor, max_batch_size=8, max_queue_delay_us=0, inline_max_us=50_000)
     await batcher.submit(rows(1))
@@ -267,7 +320,7 @@ async def test_inline_errors_reach_the_callers_and_the_batcher_goes_on(executor)
     await batcher.close()
 
 
-async def test_recommend_batches_close_at_max_batch_cells(executor):
+async def test_recommend_batches_close_at_max_batch_cells(executor, make):
     recorder = Recorder()
     batcher = make(
         recorder, executor, row_cost=100, max_batch_size=64, max_batch_cells=300, max_queue_delay_us=5_000_000
@@ -278,10 +331,43 @@ async def test_recommend_batches_close_at_max_batch_cells(executor):
     await batcher.close()
 
 
-async def test_request_above_max_batch_cells_runs_in_chunks(executor):
+async def test_request_above_max_batch_cells_runs_in_chunks(executor, make):
     recorder = Recorder()
     batcher = make(recorder, executor, row_cost=100, max_batch_size=64, max_batch_cells=300, max_queue_delay_us=0)
     result = await asyncio.wait_for(batcher.submit(rows(*range(7))), 5.0)
     assert [c.tolist() for c in recorder.calls] == [[0, 1, 2], [3, 4, 5], [6]]
     np.testing.assert_array_equal(result, np.arange(7) * 2.0)
     await batcher.close()
+
+
+async def test_close_returns_when_the_running_batch_delivers_not_on_a_timer(make, monkeypatch):
+    recorder = Recorder()
+    executor = HeldExecutor()
+    batcher = make(recorder, executor, max_batch_size=2, max_queue_delay_us=0)
+    running = [asyncio.ensure_future(batcher.submit(rows(i))) for i in (1, 2)]
+    await spin()
+    assert len(executor.held) == 1, "the full batch was not handed to the pool"
+    loop = asyncio.get_running_loop()
+    timers: list[float] = []
+    call_at = loop.call_at
+
+    def recording_call_at(when, callback, *args, **kwargs):
+        timers.append(when)
+        return call_at(when, callback, *args, **kwargs)
+
+    monkeypatch.setattr(loop, "call_at", recording_call_at)  # asyncio.sleep(d > 0) and wait_for arm timers here
+    closing = asyncio.ensure_future(batcher.close())
+    await spin()
+    assert not closing.done(), "close returned while a batch was still running"
+    executor.finish()
+    await spin()  # the batch's completion alone must end close(): no timer's time passes here
+    assert closing.done(), "close did not return once the last batch delivered"
+    assert [r.result().tolist() for r in running] == [[2.0], [4.0]], "close ended before the rows were delivered"
+    assert timers == [], "close() armed a timer to check on the batch instead of being woken by it"
+
+
+async def test_close_of_an_idle_batcher_returns_at_once(make):
+    batcher = make(Recorder(), HeldExecutor(), max_batch_size=2, max_queue_delay_us=0)
+    closing = asyncio.ensure_future(batcher.close())
+    await spin(2)
+    assert closing.done()

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
+
 import pytest
 
 from server.errors import ModelLoadError
-from server.repository import checked_file, scan, sha256_of
+from server.repository import checked_file, scan
 
 
 def test_scan_skips_hidden_incomplete_and_malformed_folders(tmp_path):
@@ -26,7 +28,7 @@ def test_scan_of_a_missing_repository_says_so(tmp_path):
 
 def test_files_are_checked_by_name_and_hash(tmp_path):
     (tmp_path / "model.onnx").write_bytes(b"weights")
-    digest = sha256_of(tmp_path / "model.onnx")
+    digest = hashlib.sha256(b"weights").hexdigest()
     assert checked_file(tmp_path, "model.onnx", digest) == tmp_path / "model.onnx"
     with pytest.raises(ModelLoadError, match="sha256 mismatch"):
         checked_file(tmp_path, "model.onnx", "0" * 64)

@@ -52,4 +52,5 @@ async def test_sigterm_drains_in_flight_calls_and_exits_zero(server_process):
     exit_code = await asyncio.to_thread(process.wait, 30)
     output = process.stdout.read()
     assert exit_code == 0, output
-    assert time.monotonic() - sent < 15, "shutdown waited for the whole grace period"
+    grace_s = 20.0  # RECSYS_GRACE_S of server_process: exiting before it ends means no call was left to wait for
+    assert time.monotonic() - sent < grace_s, "shutdown waited for the whole grace period"
