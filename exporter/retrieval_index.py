@@ -4,11 +4,11 @@ A model whose Recommend scores are ``s(u, i) = c_u + <p_u, q_i> + b_i`` (MF, the
 the LSTM's encoded users) ranks items by inner product once the bias is folded in: item rows
 ``[q_i, b_i]`` and queries ``[p_u, 1]``. Two index families are built over those rows with faiss:
 
-- ``hnsw``: a HNSW graph (Malkov & Yashunin, 2018) over the rows turned into a nearest-neighbour problem
-  in L2 by one more coordinate ``sqrt(M^2 - |x_i|^2)`` (Bachrach et al., 2014, "Speeding up the Xbox
-  recommender system using a Euclidean transformation for inner-product spaces"; queries get 0 there),
-  so the graph is built for the metric it searches; HNSW directly on inner product is offered as
-  ``hnsw-ip`` for comparison. Both store the full vectors (``IndexHNSWFlat``).
+- ``hnsw-ip``: a HNSW graph (Malkov & Yashunin, 2018, ``IndexHNSWFlat``) searched by inner product,
+  the default: at 20K factor-shaped items it reached recall@10 0.995 where the same graph over the
+  rows turned into an L2 problem by one more coordinate ``sqrt(M^2 - |x_i|^2)`` (Bachrach et al.,
+  2014), kind ``hnsw``, reached 0.84: the extra coordinate dominates for the many low-norm (unpopular)
+  items and flattens the neighbourhoods the graph is built from. ``hnsw`` stays for comparison.
 - ``ivf``: an inverted file of k-means cells (``IndexIVFFlat``, inner product), searched in ``nprobe`` cells.
 - ``flat``: exact search (``IndexFlatIP``), for tests and small catalogues.
 
@@ -40,7 +40,7 @@ class IndexSpec:
     """Which index to build, with its parameters.
 
     Attributes:
-        kind: one of :data:`KINDS`; ``hnsw`` was chosen by measurement (``bench/retrieval.py``).
+        kind: one of :data:`KINDS`; ``hnsw-ip`` was chosen by measurement (``bench/retrieval.py``).
         hnsw_m: graph neighbours per node (HNSW's M): more gives higher recall, a larger file, slower builds.
         ef_construction: candidate list while building the graph.
         ef_search: candidate list while searching (the server may raise it per query; at least k is used).
@@ -49,12 +49,12 @@ class IndexSpec:
         threads: faiss threads while building (0 keeps faiss' default, all cores).
     """
 
-    kind: str = "hnsw"
+    kind: str = "hnsw-ip"
     hnsw_m: int = 32
-    ef_construction: int = 80
-    ef_search: int = 64
+    ef_construction: int = 64
+    ef_search: int = 128
     ivf_lists: int = 0
-    ivf_nprobe: int = 32
+    ivf_nprobe: int = 64
     threads: int = 0
 
     def __post_init__(self) -> None:
@@ -171,7 +171,7 @@ def build_index(
         item_vectors: float32 [num_items, d], the model's item factors (row = item index).
         item_biases: float32 [num_items] added to each item's score, or None.
         folder: the version's staging folder.
-        spec: which index; defaults to :class:`IndexSpec` (HNSW, L2 transform).
+        spec: which index; defaults to :class:`IndexSpec` (HNSW, inner product).
         file_name: the file's name inside ``folder``.
         seed: seeds IVF's k-means sample.
 
