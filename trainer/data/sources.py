@@ -17,6 +17,7 @@ from trainer.data.readers import (
 )
 from trainer.data.splits import Split, random_split, temporal_split
 from trainer.data.synthetic import SyntheticConfig, synthetic_interactions
+from trainer.data.synthetic_scale import SPEC_PREFIX, generate_scale, parse_spec
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -43,13 +44,20 @@ class SplitOptions:
 def load_interactions(data: str, options: SplitOptions | None = None) -> Interactions:
     """Read all ratings named by ``data``: ``synthetic``, a MovieLens folder, ``ratings.dat`` or a delimited file.
 
+    ``synthetic`` is the small built-in data set; ``synthetic:users=U,items=I,ratings=N[,seed=S]`` generates
+    a large one of exactly that size (see :mod:`trainer.data.synthetic_scale`), seeded by ``options.seed``
+    unless the spec names a seed.
+
     Raises:
+        ValueError: a malformed ``synthetic:`` spec.
         DataFormatError: the path exists but its format is not recognised, or the file is malformed.
         FileNotFoundError: no such path.
     """
     options = options or SplitOptions()
     if data == "synthetic":
         return synthetic_interactions(SyntheticConfig(seed=options.seed))
+    if data.startswith(SPEC_PREFIX):
+        return generate_scale(parse_spec(data, default_seed=options.seed))
     path = Path(data)
     if path.is_dir():
         if (path / "u.data").is_file():
