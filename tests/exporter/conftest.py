@@ -9,7 +9,7 @@ import pytest
 
 from exporter import ExportResult, export_run
 from trainer import train_tiny_checkpoint
-from trainer.models import ARCHITECTURES
+from trainer.architecture import BUILT_IN as ARCHITECTURES
 
 
 @pytest.fixture(scope="session")

@@ -16,7 +16,7 @@ from exporter.files import sha256_file
 from exporter.repository import list_versions
 from protos.recsys.v1 import model_config_pb2 as pb
 from trainer import load_checkpoint
-from trainer.models import ARCHITECTURES
+from trainer.architecture import BUILT_IN as ARCHITECTURES
 
 EXPECTED_FILES = {
     "config.json",

@@ -12,7 +12,7 @@ import torch
 from exporter import ExportResult, ParityError, export_checkpoint
 from exporter.inputs import stored_history_users
 from trainer import load_checkpoint
-from trainer.data.interactions import Histories
+from trainer.data.interactions import UserHistories
 from trainer.models import LSTMRecommender
 
 TOLERANCE = 1e-4
@@ -23,8 +23,8 @@ def lstm(tiny_run: Path):
     return load_checkpoint(tiny_run / "lstm" / "checkpoint.pt")
 
 
-def _histories(checkpoint) -> Histories:
-    return Histories(checkpoint.history_offsets, checkpoint.history_items, checkpoint.history_ratings)
+def _histories(checkpoint) -> UserHistories:
+    return UserHistories(checkpoint.history_offsets, checkpoint.history_items, checkpoint.history_ratings)
 
 
 def _stored_history_inputs(checkpoint, users: np.ndarray) -> list[torch.Tensor]:
@@ -83,7 +83,7 @@ def test_states_ignore_batching_and_mode_and_are_zero_without_a_history(lstm) ->
     items = np.delete(lstm.history_items, np.s_[start:end])
     ratings = np.delete(lstm.history_ratings, np.s_[start:end])
     offsets[empty + 1 :] -= end - start
-    histories = Histories(offsets, items, ratings)
+    histories = UserHistories(offsets, items, ratings)
     vector, bias = model.encode_histories(histories)
     model.train()  # dropout on: the encoding must switch it off, and give the mode back
     try:
@@ -101,7 +101,7 @@ def test_states_ignore_batching_and_mode_and_are_zero_without_a_history(lstm) ->
 def test_parity_users_start_with_the_hardest_and_never_lack_a_history() -> None:
     counts = np.array([0, 3, 120, 0, 51, 1, 70, 9])
     offsets = np.concatenate([[0], np.cumsum(counts)])
-    histories = Histories(offsets, np.zeros(offsets[-1], np.int64), np.ones(offsets[-1], np.float32))
+    histories = UserHistories(offsets, np.zeros(offsets[-1], np.int64), np.ones(offsets[-1], np.float32))
     generator = torch.Generator().manual_seed(0)
     users = stored_history_users(histories, 50, 7, generator)
     assert users.dtype == np.int64 and len(users) == 7
