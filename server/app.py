@@ -4,7 +4,9 @@
 loads the repository, then starts serving (so a client that can connect finds the models that were
 there at start ready; later versions load in the background); ``await stop()`` stops accepting
 (new calls get UNAVAILABLE), lets in-flight calls finish within the grace period, then unloads
-every model. :func:`serve` runs one until SIGTERM or SIGINT.
+every model. :func:`serve` runs one until SIGTERM or SIGINT, draining first for
+``config.drain_delay_s`` seconds: health reads NOT_SERVING while calls are still answered, so that a
+load balancer (Kubernetes removing the pod from its endpoints) stops sending before the port closes.
 """
 
 from __future__ import annotations
@@ -140,6 +142,21 @@ class RunningServer:
         if self.registry is not None:
             self.health.update(set(self.registry.models()), self.registry.ready_models())
 
+    async def drain(self, delay_s: float | None = None) -> None:
+        """Turns every health status NOT_SERVING, then keeps answering calls for ``delay_s`` seconds.
+
+        Kubernetes and gRPC load balancers notice NOT_SERVING (or the pod's removal from the
+        endpoints) only after a while; closing the port at once would fail the calls they still send.
+
+        Args:
+            delay_s: Seconds to keep serving; defaults to ``config.drain_delay_s``.
+        """
+        delay = self.config.drain_delay_s if delay_s is None else delay_s
+        await self.health.shut_down()
+        if delay > 0 and not self._stopped.is_set():
+            _LOGGER.info("draining: health NOT_SERVING, still answering calls for %.1fs", delay)
+            await asyncio.sleep(delay)
+
     async def stop(self, grace_s: float | None = None) -> None:
         """Stops accepting calls, lets running ones finish within the grace period, unloads models.
 
@@ -173,22 +190,31 @@ class RunningServer:
         await self.stop()
 
 
-async def serve(config: ServerConfig) -> None:
-    """Runs a server until SIGTERM or SIGINT, then shuts it down gracefully.
+async def serve(
+    config: ServerConfig,
+    *,
+    signals: Sequence[signal.Signals] = (signal.SIGTERM, signal.SIGINT),
+    interceptors: Sequence[grpc.aio.ServerInterceptor] = (),
+) -> None:
+    """Runs a server until one of ``signals``, then drains and shuts it down gracefully.
 
     Args:
         config: What to serve and how.
+        signals: Signals that start the shutdown (a supervised child listens to SIGTERM only: its
+            parent forwards Ctrl-C once, instead of each child seeing it twice).
+        interceptors: Extra server interceptors (tracing).
     """
-    server = RunningServer(config)
+    server = RunningServer(config, interceptors=interceptors)
     loop = asyncio.get_running_loop()
     stop_requested = asyncio.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
+    for signum in signals:
         loop.add_signal_handler(signum, stop_requested.set)
     try:
         await server.start()
         await stop_requested.wait()
         _LOGGER.info("signal received")
+        await server.drain()
     finally:
         await server.stop()
-        for signum in (signal.SIGTERM, signal.SIGINT):
+        for signum in signals:
             loop.remove_signal_handler(signum)
