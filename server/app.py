@@ -33,11 +33,15 @@ _LOGGER = logging.getLogger(__name__)
 
 
 def grpc_options(config: ServerConfig) -> list[tuple[str, int]]:
-    """Channel options of the server: explicit message limits, no port sharing between processes."""
+    """Channel options of the server: explicit message limits; port sharing only between our own processes.
+
+    With ``processes`` 1 SO_REUSEPORT stays off, so that a second server on a taken port fails at
+    once instead of silently sharing it; with more, the supervised children share it on purpose.
+    """
     return [
         ("grpc.max_send_message_length", config.max_message_bytes),
         ("grpc.max_receive_message_length", config.max_message_bytes),
-        ("grpc.so_reuseport", 0),
+        ("grpc.so_reuseport", 1 if config.processes > 1 else 0),
     ]
 
 
@@ -52,6 +56,15 @@ def _auth_interceptors(config: ServerConfig) -> list[grpc.aio.ServerInterceptor]
     if config.auth_token_file is not None:
         tokens |= security.load_token_file(config.auth_token_file)
     return security.interceptors(tokens, allow_unauthenticated_health=config.allow_unauthenticated_health)
+
+
+def _tracing_interceptors(config: ServerConfig) -> list[grpc.aio.ServerInterceptor]:
+    """The span-per-call interceptor when ``--tracing`` asks for one (first, so rejected calls get spans too)."""
+    if config.tracing == "off":
+        return []
+    from server import tracing  # the optional 'tracing' extra: imported only when asked for
+
+    return [tracing.interceptor_from_config(config)]
 
 
 class RunningServer:
@@ -75,7 +88,7 @@ class RunningServer:
         self.config = config
         self._interceptors = list(interceptors)
         self._credentials = credentials
-        self.metrics = Metrics()
+        self.metrics = Metrics(multiprocess=config.processes > 1)
         self.health = HealthReporter()
         self._executor: ThreadPoolExecutor | None = None
         self.registry: ModelRegistry | None = None
@@ -86,7 +99,7 @@ class RunningServer:
     @property
     def target(self) -> str:
         """``host:port`` that clients connect to."""
-        return self.config.replace(port=self.port).address
+        return self.config.replace(port=self.port or self.config.port).address
 
     async def start(self) -> None:
         """Binds the port, loads every model in the repository, then starts serving.
@@ -99,7 +112,7 @@ class RunningServer:
         if not config.repository.is_dir():
             raise FileNotFoundError(f"model repository {config.repository} is not a folder; pass --repository")
         credentials = self._credentials or _tls_credentials(config)
-        interceptors = _auth_interceptors(config) + self._interceptors
+        interceptors = _tracing_interceptors(config) + _auth_interceptors(config) + self._interceptors
         if credentials is None and not security.is_loopback(config.host):
             _LOGGER.warning("serving plain text on %s: pass --tls-cert and --tls-key to encrypt", config.host)
         if not config.authenticated and not security.is_loopback(config.host):
@@ -122,11 +135,18 @@ class RunningServer:
             names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
             reflection.enable_server_reflection(names, self._server)
         self._health_changed()
-        self.port = security.bind(self._server, config.address, credentials)
+        # One process binds first, so that a taken port fails before minutes of loading. A supervised
+        # child binds after loading: its listening socket joins the shared port's SO_REUSEPORT group
+        # at once, and connections the kernel hands it would wait in its backlog while it loads.
+        shared_port = config.processes > 1
+        if not shared_port:
+            self.port = security.bind(self._server, config.address, credentials)
         if config.metrics_port:
             self.metrics.serve(config.host, config.metrics_port)
         _LOGGER.info("loading %s (backend %s) before serving on %s", config.repository, config.backend, self.target)
         await self.registry.start()
+        if shared_port:
+            self.port = security.bind(self._server, config.address, credentials)
         await self._server.start()
         serving = sorted(self.registry.ready_models())
         _LOGGER.info(

@@ -115,6 +115,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"recsys-serve: error: {error}", file=sys.stderr)
         return 2
+    if config.processes > 1:
+        from server import supervisor
+
+        logging.basicConfig(level=log_level, format=supervisor.LOG_FORMAT)
+        try:
+            return supervisor.run(config, log_level)
+        except OSError as error:  # FileNotFoundError included
+            logging.getLogger("server").error("%s", error)
+            return 1
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from server.app import serve  # imported late: --help stays fast
 
