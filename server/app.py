@@ -23,7 +23,7 @@ from grpc_reflection.v1alpha import reflection
 
 from protos.recsys.v1 import service_pb2_grpc
 from server import security
-from server.config import ServerConfig
+from server.config import ConfigError, ServerConfig
 from server.health import SERVICE_NAME, HealthReporter
 from server.metrics import Metrics
 from server.registry import ModelRegistry
@@ -62,8 +62,13 @@ def _tracing_interceptors(config: ServerConfig) -> list[grpc.aio.ServerIntercept
     """The span-per-call interceptor when ``--tracing`` asks for one (first, so rejected calls get spans too)."""
     if config.tracing == "off":
         return []
-    from server import tracing  # the optional 'tracing' extra: imported only when asked for
-
+    try:
+        from server import tracing  # the optional 'tracing' extra: imported only when asked for
+    except ImportError as error:
+        raise ConfigError(
+            f"--tracing {config.tracing} needs OpenTelemetry ({error.name} is missing): "
+            "pip install 'recsys-serve[tracing]', or pass --tracing off"
+        ) from None
     return [tracing.interceptor_from_config(config)]
 
 
@@ -95,6 +100,7 @@ class RunningServer:
         self._server: grpc.aio.Server | None = None
         self.port: int = 0
         self._stopped = asyncio.Event()
+        self._tracing: list[grpc.aio.ServerInterceptor] = []
 
     @property
     def target(self) -> str:
@@ -112,7 +118,8 @@ class RunningServer:
         if not config.repository.is_dir():
             raise FileNotFoundError(f"model repository {config.repository} is not a folder; pass --repository")
         credentials = self._credentials or _tls_credentials(config)
-        interceptors = _tracing_interceptors(config) + _auth_interceptors(config) + self._interceptors
+        self._tracing = _tracing_interceptors(config)
+        interceptors = self._tracing + _auth_interceptors(config) + self._interceptors
         if credentials is None and not security.is_loopback(config.host):
             _LOGGER.warning("serving plain text on %s: pass --tls-cert and --tls-key to encrypt", config.host)
         if not config.authenticated and not security.is_loopback(config.host):
@@ -195,6 +202,8 @@ class RunningServer:
         if self._executor is not None:
             self._executor.shutdown(wait=True, cancel_futures=True)
         self.metrics.stop()
+        for interceptor in self._tracing:
+            interceptor.close()  # flushes the spans still queued for export
         self._stopped.set()
         _LOGGER.info("server stopped")
 

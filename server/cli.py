@@ -129,7 +129,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         asyncio.run(serve(config))
-    except (FileNotFoundError, security.SecurityConfigError) as error:
+    except (FileNotFoundError, security.SecurityConfigError, ConfigError) as error:
         logging.getLogger("server").error("%s", error)
         return 1
     return 0
