@@ -6,6 +6,7 @@
 """
 
 from client.aio import AsyncRecsysClient
+from client.channel import DEFAULT_RETRY, DEFAULT_TIMEOUT_S, RetryPolicy
 from client.requests import metadata_request, predict_request, recommend_request
 from client.results import (
     ModelMetadata,
@@ -18,6 +19,8 @@ from client.results import (
 from client.sync import RecsysClient
 
 __all__ = [
+    "DEFAULT_RETRY",
+    "DEFAULT_TIMEOUT_S",
     "AsyncRecsysClient",
     "ModelMetadata",
     "ModelStatus",
@@ -25,6 +28,7 @@ __all__ = [
     "Recommendation",
     "Recommendations",
     "RecsysClient",
+    "RetryPolicy",
     "VersionStatus",
     "metadata_request",
     "predict_request",

@@ -22,7 +22,7 @@ class AsyncRecsysClient(ClientBase):
     Create it inside a running event loop (``grpc.aio`` channels belong to one loop).
 
     Takes the arguments of :class:`client.base.ClientBase` (target, credentials, token, timeout,
-    max_message_bytes, options) and offers its ``channel`` and ``stub``.
+    max_message_bytes, options, retry) and offers its ``channel`` and ``stub``.
     """
 
     def _connect(self) -> None:

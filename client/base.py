@@ -7,7 +7,15 @@ from collections.abc import Sequence
 import grpc
 from grpc_health.v1 import health_pb2
 
-from client.channel import DEFAULT_MAX_MESSAGE_BYTES, DEFAULT_TARGET, call_metadata, channel_options
+from client.channel import (
+    DEFAULT_MAX_MESSAGE_BYTES,
+    DEFAULT_RETRY,
+    DEFAULT_TARGET,
+    DEFAULT_TIMEOUT_S,
+    RetryPolicy,
+    call_metadata,
+    channel_options,
+)
 
 _HealthResponse = health_pb2.HealthCheckResponse
 
@@ -19,13 +27,18 @@ class ClientBase:
         target: ``host:port`` of the server.
         credentials: TLS channel credentials; None for a plain-text channel.
         token: Bearer token sent as ``authorization`` metadata with every call.
-        timeout: Default deadline of every call, in seconds; None waits forever.
+        timeout: Default deadline of every call, in seconds (10 s; a call's own ``timeout=`` wins); None
+            waits forever, which a caller should only choose with its own deadline.
         max_message_bytes: Largest message sent or received.
         options: Extra gRPC channel options.
+        retry: How RecommenderService calls that fail with UNAVAILABLE or RESOURCE_EXHAUSTED are retried,
+            with exponential backoff, inside the call's deadline (see :class:`client.channel.RetryPolicy`);
+            None turns retries off (load testers: a retry would hide the failure being measured).
 
     Attributes:
         channel: The gRPC channel.
         stub: The generated ``RecommenderServiceStub``, for callers that build their own messages.
+        retry: The retry policy in use, or None.
 
     Raises:
         ValueError: an empty or blank token, or a non-positive message limit.
@@ -37,15 +50,17 @@ class ClientBase:
         *,
         credentials: grpc.ChannelCredentials | None = None,
         token: str | None = None,
-        timeout: float | None = None,
+        timeout: float | None = DEFAULT_TIMEOUT_S,
         max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES,
         options: Sequence[tuple[str, int | str]] = (),
+        retry: RetryPolicy | None = DEFAULT_RETRY,
     ) -> None:
         self.target = target
         self._credentials = credentials
         self._metadata = call_metadata(token)
         self._timeout = timeout
-        self._options = channel_options(max_message_bytes, options)
+        self.retry = retry
+        self._options = channel_options(max_message_bytes, options, retry)
         self._connect()
 
     def _connect(self) -> None:

@@ -17,8 +17,10 @@ if [ ! -f "$stamp" ]; then
     # torch first and exactly pinned: a CPU wheel where one is offered locally; preinstall a CUDA
     # build of torch 2.13.0 in .venv to use a GPU, and this keeps it.
     python -m pip install --quiet "torch==2.13.0" 2>&1 | grep -v "is ignored" >&2 || true
+    # The base install is the ONNX server only; "dev" pulls in "train" (torch-geometric, onnx, matplotlib:
+    # what the demo and the tests train and export with) and "tracing", plus the test and lint tools.
     python -m pip install --quiet -e ".[dev]" 2>&1 | grep -v "is ignored" >&2 || true
-    python -c "import torch, onnxruntime, grpc, torch_geometric" \
+    python -c "import torch, onnxruntime, grpc, torch_geometric, onnxscript, matplotlib, opentelemetry.sdk, yaml" \
         || { echo "error: installing into .venv failed; see pip's messages above" >&2; exit 1; }
     rm -f .venv/.installed-*
     touch "$stamp"

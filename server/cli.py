@@ -1,7 +1,9 @@
 """``recsys-serve``: command-line flags, each mirrored by an environment variable.
 
 ``--max-batch-size 64`` can also be given as ``RECSYS_MAX_BATCH_SIZE=64``; a flag on the command
-line wins over the variable. This is the only module that reads ``os.environ``.
+line wins over the variable. Flags, variables, types, choices and help texts all come from the fields
+of :class:`server.config.ServerConfig` (help in each field's metadata), so a new setting is written
+once. This is the only module that reads ``os.environ``.
 """
 
 from __future__ import annotations
@@ -16,42 +18,9 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from server import security
-from server.config import BACKENDS, DEVICES, ConfigError, ServerConfig
+from server.config import ENV_PREFIX, ConfigError, ServerConfig
 
-ENV_PREFIX = "RECSYS_"
-_HELP = {
-    "repository": "model repository folder (REPOSITORY/<model>/<version>/config.json), as written by recsys-export",
-    "host": "address to bind; 0.0.0.0 accepts connections from other machines",
-    "port": "gRPC port; 0 picks a free one",
-    "backend": "runtime serving every model",
-    "device": "auto: a GPU when one is usable, else the CPU; cuda: refuse to serve on the CPU",
-    "max_batch_size": "most rows joined into one runtime call; 1 turns dynamic batching off",
-    "max_queue_delay_us": "longest a row waits for others before its batch runs, in microseconds",
-    "max_queue_rows": "most rows waiting per model signature before calls fail with RESOURCE_EXHAUSTED",
-    "max_rows_per_request": "most pairs per Predict call and users or histories per Recommend call",
-    "max_message_bytes": "largest gRPC message received or sent, in bytes",
-    "poll_interval_s": "seconds between scans of the repository for new or removed versions; 0 scans once",
-    "versions_to_serve": "how many of the newest ready versions of each model stay loaded",
-    "metrics_port": "port of the Prometheus /metrics endpoint; 0 turns it off",
-    "grace_s": "on SIGTERM/SIGINT, seconds in-flight calls get to finish",
-    "workers": "threads running inference",
-    "batches_in_flight": "batches of one model signature running at the same time",
-    "intra_op_threads": "threads one runtime call may use; 0 lets the runtime decide",
-    "inline_max_us": "batches that took less than this (microseconds) run on the event loop, skipping the "
-    "thread hand-off; 0 always uses the worker threads",
-    "max_batch_cells": "most users x catalogue items scored in one Recommend runtime call; larger requests "
-    "run in chunks",
-    "reflection": "offer gRPC server reflection (for grpcurl-style tools)",
-    "tls_cert": "PEM certificate chain to serve TLS with (with --tls-key); plain text without",
-    "tls_key": "PEM private key of --tls-cert, unencrypted",
-    "tls_client_ca": "PEM CA bundle: require client certificates signed by it (mutual TLS)",
-    "auth_token_file": "file of accepted bearer tokens, one per line (tokens can also come from "
-    f"{ENV_PREFIX}AUTH_TOKENS, comma-separated; never from a flag)",
-    "allow_unauthenticated_health": "leave the health service open when tokens are required",
-}
-_ENV_ONLY = {"auth_tokens"}  # secrets: a flag would show them to every local user in the process list
-_PATHS = {"repository", "tls_cert", "tls_key", "tls_client_ca", "auth_token_file"}
-_CHOICES = {"backend": BACKENDS, "device": DEVICES}
+_PATH_TYPES = ("Path", "Path | None")  # field annotations (strings under postponed evaluation)
 
 
 def _env_name(field: str) -> str:
@@ -81,10 +50,10 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
     )
     where = parser.add_mutually_exclusive_group()
     for field in dataclasses.fields(ServerConfig):
-        if field.name in _ENV_ONLY:
+        if field.metadata.get("env_only"):
             continue
         default = field.default
-        kind = Path if field.name in _PATHS else _parse_bool if isinstance(default, bool) else type(default)
+        kind = Path if field.type in _PATH_TYPES else _parse_bool if isinstance(default, bool) else type(default)
         env_value = environ.get(_env_name(field.name))
         if env_value is not None:
             try:
@@ -96,9 +65,9 @@ def build_parser(environ: Mapping[str, str]) -> argparse.ArgumentParser:
             type=kind,
             default=None if default is dataclasses.MISSING else default,
             required=default is dataclasses.MISSING,
-            choices=_CHOICES.get(field.name),
+            choices=field.metadata.get("choices"),
             metavar="BOOL" if kind is _parse_bool else None,
-            help=f"{_HELP[field.name]} [env {_env_name(field.name)}]",
+            help=f"{field.metadata['help']} [env {_env_name(field.name)}]",
         )
     where.add_argument(
         "--listen-all-interfaces",
@@ -146,12 +115,53 @@ def main(argv: Sequence[str] | None = None) -> int:
     except ConfigError as error:
         print(f"recsys-serve: error: {error}", file=sys.stderr)
         return 2
+    if config.processes > 1:
+        from server import supervisor
+
+        logging.basicConfig(level=log_level, format=supervisor.LOG_FORMAT)
+        try:
+            return supervisor.run(config, log_level)
+        except OSError as error:  # FileNotFoundError included
+            logging.getLogger("server").error("%s", error)
+            return 1
     logging.basicConfig(level=log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     from server.app import serve  # imported late: --help stays fast
 
     try:
         asyncio.run(serve(config))
-    except (FileNotFoundError, security.SecurityConfigError) as error:
+    except (FileNotFoundError, security.SecurityConfigError, ConfigError) as error:
         logging.getLogger("server").error("%s", error)
         return 1
     return 0
+
+
+def flag_table() -> str:
+    """The markdown table of every setting (flag, variable, default, help) that ``server/README.md`` holds.
+
+    A test keeps the README's copy equal to this, so that the help texts stay written once, in
+    ``ServerConfig``'s field metadata. Regenerate it with
+    ``python -c "from server.cli import flag_table; print(flag_table())"``.
+    """
+    rows = ["| flag | environment variable | default | what it does |", "|---|---|---|---|"]
+    for field in dataclasses.fields(ServerConfig):
+        env = f"`{_env_name(field.name)}`"
+        if field.metadata.get("env_only"):
+            flag = "(none: environment only)"
+        else:
+            flag = "`--" + field.name.replace("_", "-") + "`"
+        default = "required" if field.default is dataclasses.MISSING else _shown_default(field.default)
+        rows.append(f"| {flag} | {env} | {default} | {field.metadata['help'].replace('|', '/')} |")
+    rows.append(
+        f"| `--listen-all-interfaces` | `{ENV_PREFIX}LISTEN_ALL_INTERFACES` | false | bind 0.0.0.0 instead of "
+        "--host, to accept other machines (use TLS and tokens there) |"
+    )
+    rows.append(f"| `--log-level` | `{ENV_PREFIX}LOG_LEVEL` | INFO | logging level |")
+    return "\n".join(rows)
+
+
+def _shown_default(value: object) -> str:
+    if isinstance(value, bool):
+        return str(value).lower()
+    if value is None or value == frozenset() or value == "":
+        return "none"
+    return f"`{value}`"

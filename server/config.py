@@ -2,93 +2,210 @@
 
 Only the command line (``server.cli``) turns flags and environment variables into a
 :class:`ServerConfig`; everything else receives the dataclass, so tests build one directly.
+
+Each field's help text lives once, in its ``metadata["help"]`` (see :func:`setting_help`): the
+command line's ``--help``, the flag table of ``server/README.md`` (checked by a test) and this
+module's readers all take it from there.
 """
 
 from __future__ import annotations
 
 import dataclasses
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 BACKENDS = ("onnx", "torchscript")
 DEVICES = ("auto", "cpu", "cuda")
+TRACING = ("off", "console", "otlp")
+ENV_PREFIX = "RECSYS_"
 
 
 class ConfigError(ValueError):
     """A server setting is out of range; the message names the setting and what to change."""
 
 
+def _meta(help_text: str, **hints: Any) -> dict[str, Any]:
+    """A field's metadata: its one help text and hints for the command line (``choices``, ``env_only``)."""
+    return {"help": help_text, **hints}
+
+
+def setting_help(name: str) -> str:
+    """The help text of one :class:`ServerConfig` field.
+
+    Raises:
+        KeyError: ``name`` is not a field of ServerConfig.
+    """
+    for entry in dataclasses.fields(ServerConfig):
+        if entry.name == name:
+            return entry.metadata["help"]
+    raise KeyError(f"{name!r} is not a ServerConfig field; see `recsys-serve --help`")
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     """How the server finds, loads, batches and serves models.
 
-    Attributes:
-        repository: Model repository folder (``REPOSITORY/<model>/<version>/config.json``).
-        host: Address to bind; ``0.0.0.0`` to accept connections from other machines.
-        port: gRPC port; 0 picks a free one (``RunningServer.port`` tells which).
-        backend: Runtime for every model: ``onnx`` (ONNX Runtime) or ``torchscript``.
-        device: ``auto`` uses a GPU when one is usable, else the CPU; ``cuda`` refuses to
-            serve a model on the CPU; ``cpu`` never touches a GPU.
-        max_batch_size: Most rows joined into one runtime call; 1 or less turns batching off.
-        max_queue_delay_us: Longest a row waits for others before its batch runs, in microseconds.
-        max_queue_rows: Most rows waiting per model signature; beyond that calls fail with
-            RESOURCE_EXHAUSTED so that an overloaded server sheds load instead of queueing forever.
-        max_rows_per_request: Most pairs per Predict call and users or histories per Recommend call.
-        max_message_bytes: Largest gRPC message received or sent, in bytes (set explicitly so that
-            big Predict calls are not cut at gRPC's 4 MiB default).
-        poll_interval_s: Seconds between two scans of the repository for new or removed versions;
-            0 scans once at start only.
-        versions_to_serve: How many of the newest ready versions of each model stay loaded;
-            older ones are drained and unloaded.
-        metrics_port: Port of the Prometheus ``/metrics`` endpoint on ``host``; 0 turns it off.
-        grace_s: On shutdown, seconds that in-flight calls get to finish before they are cancelled.
-        workers: Threads running inference (ONNX Runtime and torch release the GIL there).
-        batches_in_flight: Batches of one model signature running at the same time; more than one
-            overlaps Python work with inference at the cost of smaller batches.
-        intra_op_threads: Threads one runtime call may use; 0 lets the runtime decide.
-        inline_max_us: A batch whose size took less than this many microseconds last time runs on
-            the event loop instead of a worker thread, saving the hand-off (~100-200 us of loop
-            wake-ups); 0 always uses the worker threads.
-        max_batch_cells: Most users x catalogue items one Recommend runtime call scores; batches stop
-            there and a larger request runs in chunks, bounding the model's intermediate memory.
-        reflection: Offer gRPC server reflection so that grpcurl-style tools need no .proto files.
-        tls_cert: PEM certificate chain to serve TLS with; None serves plain text.
-        tls_key: PEM private key of ``tls_cert`` (unencrypted).
-        tls_client_ca: PEM CA bundle; when set, clients must present a certificate it signed (mutual TLS).
-        auth_token_file: File of accepted bearer tokens, one per line; with ``auth_tokens`` empty and
-            no file, calls are not authenticated.
-        auth_tokens: Accepted bearer tokens given directly (the CLI reads them from the
-            ``RECSYS_AUTH_TOKENS`` environment variable, never from a flag); never printed.
-        allow_unauthenticated_health: Leave the health service open when authentication is on, for
-            load balancers that cannot send a token.
+    Every field is one ``recsys-serve`` flag (``max_batch_size`` is ``--max-batch-size`` and
+    ``RECSYS_MAX_BATCH_SIZE``); its help text is the field's ``metadata["help"]``.
     """
 
-    repository: Path
-    host: str = "127.0.0.1"
-    port: int = 50051
-    backend: str = "onnx"
-    device: str = "auto"
-    max_batch_size: int = 256
-    max_queue_delay_us: int = 500
-    max_queue_rows: int = 65536
-    max_rows_per_request: int = 16384
-    max_message_bytes: int = 64 * 1024 * 1024
-    poll_interval_s: float = 2.0
-    versions_to_serve: int = 1
-    metrics_port: int = 0
-    grace_s: float = 10.0
-    workers: int = 2
-    batches_in_flight: int = 1
-    intra_op_threads: int = 1
-    inline_max_us: int = 200
-    max_batch_cells: int = 65536
-    reflection: bool = True
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
-    tls_client_ca: Path | None = None
-    auth_token_file: Path | None = None
-    auth_tokens: frozenset[str] = dataclasses.field(default=frozenset(), repr=False)
-    allow_unauthenticated_health: bool = False
+    repository: Path = field(
+        metadata=_meta(
+            "model repository folder (REPOSITORY/<model>/<version>/config.json), as written by recsys-export"
+        )
+    )
+    host: str = field(
+        default="127.0.0.1", metadata=_meta("address to bind; 0.0.0.0 accepts connections from other machines")
+    )
+    port: int = field(
+        default=50051,
+        metadata=_meta(
+            "gRPC port; 0 picks a free one (refused with --processes above 1: the processes share one port)"
+        ),
+    )
+    backend: str = field(default="onnx", metadata=_meta("runtime serving every model", choices=BACKENDS))
+    device: str = field(
+        default="auto",
+        metadata=_meta(
+            "auto: a GPU when one is usable, else the CPU; cuda: refuse to serve on the CPU; cpu: never touch a GPU",
+            choices=DEVICES,
+        ),
+    )
+    max_batch_size: int = field(
+        default=256, metadata=_meta("most rows joined into one runtime call; 1 turns dynamic batching off")
+    )
+    max_queue_delay_us: int = field(
+        default=500, metadata=_meta("longest a row waits for others before its batch runs, in microseconds")
+    )
+    max_queue_rows: int = field(
+        default=65536,
+        metadata=_meta(
+            "most rows waiting per model signature before calls fail with RESOURCE_EXHAUSTED, so that an "
+            "overloaded server sheds load instead of queueing forever"
+        ),
+    )
+    max_rows_per_request: int = field(
+        default=16384, metadata=_meta("most pairs per Predict call and users or histories per Recommend call")
+    )
+    max_message_bytes: int = field(
+        default=64 * 1024 * 1024,
+        metadata=_meta(
+            "largest gRPC message received or sent, in bytes (explicit, so that big Predict calls are not cut at "
+            "gRPC's 4 MiB default)"
+        ),
+    )
+    poll_interval_s: float = field(
+        default=2.0,
+        metadata=_meta("seconds between scans of the repository for new or removed versions; 0 scans once at start"),
+    )
+    versions_to_serve: int = field(
+        default=1,
+        metadata=_meta(
+            "how many of the newest ready versions of each model stay loaded; older ones are drained and unloaded"
+        ),
+    )
+    metrics_port: int = field(
+        default=0,
+        metadata=_meta(
+            "port of the Prometheus /metrics endpoint on --host; 0 turns it off (with --processes above 1 the "
+            "supervising parent serves it, summing its children)"
+        ),
+    )
+    drain_delay_s: float = field(
+        default=0.0,
+        metadata=_meta(
+            "on SIGTERM, seconds during which health reads NOT_SERVING while calls are still answered, so that "
+            "load balancers (Kubernetes endpoints) stop sending before the port closes; then --grace-s applies"
+        ),
+    )
+    grace_s: float = field(
+        default=10.0,
+        metadata=_meta(
+            "on SIGTERM/SIGINT, after the drain delay, seconds in-flight calls get to finish before they are cancelled"
+        ),
+    )
+    processes: int = field(
+        default=1,
+        metadata=_meta(
+            "server processes sharing the port (SO_REUSEPORT), each with its own event loop, batchers and runtime "
+            "sessions, supervised by the parent (a crashed one is restarted with a back-off)"
+        ),
+    )
+    workers: int = field(
+        default=2, metadata=_meta("threads running inference (ONNX Runtime and torch release the GIL there)")
+    )
+    batches_in_flight: int = field(
+        default=1,
+        metadata=_meta(
+            "batches of one model signature running at the same time; more than one overlaps Python work with "
+            "inference at the cost of smaller batches"
+        ),
+    )
+    intra_op_threads: int = field(
+        default=1, metadata=_meta("threads one runtime call may use; 0 lets the runtime decide")
+    )
+    inline_max_us: int = field(
+        default=200,
+        metadata=_meta(
+            "batches that took less than this (microseconds) last time run on the event loop, skipping the "
+            "thread hand-off (~100-200 us of loop wake-ups); 0 always uses the worker threads"
+        ),
+    )
+    max_batch_cells: int = field(
+        default=65536,
+        metadata=_meta(
+            "most users x catalogue items scored in one Recommend runtime call; larger requests run in chunks, "
+            "bounding the model's intermediate memory"
+        ),
+    )
+    reflection: bool = field(
+        default=True, metadata=_meta("offer gRPC server reflection (for grpcurl-style tools, no .proto needed)")
+    )
+    tracing: str = field(
+        default="off",
+        metadata=_meta(
+            "OpenTelemetry spans, one per RecommenderService call: off, console (stdout) or otlp (an OTLP/gRPC "
+            "collector, see --otlp-endpoint and the standard OTEL_* variables); needs the 'tracing' extra",
+            choices=TRACING,
+        ),
+    )
+    otlp_endpoint: str = field(
+        default="",
+        metadata=_meta(
+            "OTLP/gRPC collector for --tracing otlp, e.g. http://otel-collector:4317; empty uses "
+            "OTEL_EXPORTER_OTLP_TRACES_ENDPOINT / OTEL_EXPORTER_OTLP_ENDPOINT (default localhost:4317)"
+        ),
+    )
+    tls_cert: Path | None = field(
+        default=None, metadata=_meta("PEM certificate chain to serve TLS with (with --tls-key); plain text without")
+    )
+    tls_key: Path | None = field(default=None, metadata=_meta("PEM private key of --tls-cert, unencrypted"))
+    tls_client_ca: Path | None = field(
+        default=None, metadata=_meta("PEM CA bundle: require client certificates signed by it (mutual TLS)")
+    )
+    auth_token_file: Path | None = field(
+        default=None,
+        metadata=_meta(
+            "file of accepted bearer tokens, one per line (tokens can also come from "
+            f"{ENV_PREFIX}AUTH_TOKENS, comma-separated; never from a flag); without either, calls are not authenticated"
+        ),
+    )
+    auth_tokens: frozenset[str] = field(
+        default=frozenset(),
+        repr=False,
+        metadata=_meta(
+            f"accepted bearer tokens, comma-separated, from {ENV_PREFIX}AUTH_TOKENS only (a flag would show them "
+            "to every local user in the process list); never printed",
+            env_only=True,
+        ),
+    )
+    allow_unauthenticated_health: bool = field(
+        default=False,
+        metadata=_meta(
+            "leave the health service open when tokens are required, for load balancers that cannot send one"
+        ),
+    )
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "repository", Path(self.repository))
@@ -104,10 +221,10 @@ class ServerConfig:
         Raises:
             ConfigError: a setting is out of range; the message names the flag and its limits.
         """
-        if self.backend not in BACKENDS:
-            raise ConfigError(f"backend {self.backend!r} is not one of {list(BACKENDS)}")
-        if self.device not in DEVICES:
-            raise ConfigError(f"device {self.device!r} is not one of {list(DEVICES)}")
+        for name in ("backend", "device", "tracing"):
+            choices = _field(name).metadata["choices"]
+            if getattr(self, name) not in choices:
+                raise ConfigError(f"{name} {getattr(self, name)!r} is not one of {list(choices)}")
         for name in ("port", "metrics_port"):
             value = getattr(self, name)
             if not 0 <= value <= 65535:
@@ -119,13 +236,25 @@ class ServerConfig:
             "workers",
             "batches_in_flight",
             "max_batch_cells",
+            "processes",
         )
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_queue_delay_us", "poll_interval_s", "grace_s", "intra_op_threads", "inline_max_us"):
+        not_negative = (
+            "max_queue_delay_us",
+            "poll_interval_s",
+            "grace_s",
+            "drain_delay_s",
+            "intra_op_threads",
+            "inline_max_us",
+        )
+        for name in not_negative:
             if getattr(self, name) < 0:
                 raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        self._validate_combinations()
+
+    def _validate_combinations(self) -> None:
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("tls_cert and tls_key go together: give both to serve TLS, or neither")
         if self.tls_client_ca is not None and self.tls_cert is None:
@@ -135,6 +264,16 @@ class ServerConfig:
                 f"max_queue_rows ({self.max_queue_rows}) is below max_rows_per_request "
                 f"({self.max_rows_per_request}): the largest allowed request could never be queued; "
                 "raise max_queue_rows or lower max_rows_per_request"
+            )
+        if self.processes > 1 and self.port == 0:
+            raise ConfigError(
+                f"processes {self.processes} needs a fixed port: with port 0 each process would pick its own; "
+                "pass --port (e.g. --port 50051)"
+            )
+        if self.otlp_endpoint and self.tracing != "otlp":
+            raise ConfigError(
+                f"otlp_endpoint {self.otlp_endpoint!r} is only used with tracing 'otlp' (got {self.tracing!r}); "
+                "pass --tracing otlp or drop --otlp-endpoint"
             )
 
     @property
@@ -151,3 +290,7 @@ class ServerConfig:
     def replace(self, **changes: object) -> ServerConfig:
         """A copy with some fields changed, validated again."""
         return dataclasses.replace(self, **changes)
+
+
+def _field(name: str) -> dataclasses.Field[Any]:
+    return next(entry for entry in dataclasses.fields(ServerConfig) if entry.name == name)

@@ -5,7 +5,10 @@ Service names, so that load balancers and ``grpc_health_probe`` need no knowledg
 * ``""`` (overall) and ``recsys.v1.RecommenderService``: SERVING while at least one model
   version is ready, NOT_SERVING before that and from the start of a shutdown;
 * ``<model name>`` (e.g. ``mf``): SERVING while that model has a ready version, NOT_SERVING
-  while it is loading, broken or removed. Names never seen are answered NOT_FOUND by the servicer.
+  while it is loading, broken or removed. Names never seen are answered NOT_FOUND by the servicer;
+* ``liveness``: SERVING from the start until a shutdown starts, whatever the models do. It is for
+  Kubernetes' liveness probe: a server whose repository is broken is alive (restarting it would not
+  help), so only readiness (``""``) should depend on the models.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from grpc_health.v1.health import aio as health_aio
 from protos.recsys.v1 import service_pb2
 
 SERVICE_NAME = service_pb2.DESCRIPTOR.services_by_name["RecommenderService"].full_name
+LIVENESS_SERVICE = "liveness"
 _SERVING = health_pb2.HealthCheckResponse.SERVING
 _NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
 
@@ -40,6 +44,7 @@ class HealthReporter:
     async def _apply(self, known: set[str], ready: set[str]) -> None:
         async with self._lock:
             overall = _SERVING if ready else _NOT_SERVING
+            await self.servicer.set(LIVENESS_SERVICE, _SERVING)
             await self.servicer.set("", overall)
             await self.servicer.set(SERVICE_NAME, overall)
             for name in known | self._known:

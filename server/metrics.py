@@ -3,11 +3,18 @@
 Each server owns its own ``CollectorRegistry`` so that several servers in one process (tests)
 do not mix their counts. Labelled children are cached, so recording a request costs two dict
 lookups and two lock-protected additions.
+
+With ``--processes`` above 1 every child writes its samples to prometheus_client's multiprocess
+files (``PROMETHEUS_MULTIPROC_DIR``, set by :mod:`server.supervisor` before the children start) and
+the parent serves ``/metrics``, summing counters and histograms over the children; gauges say how
+they combine (``multiprocess_mode``), and the queue depth, read from the batchers on scrape in one
+process, is published by each child once a second instead.
 """
 
 from __future__ import annotations
 
 import logging
+import threading
 from collections.abc import Callable, Iterable, Iterator, Sequence
 
 import grpc
@@ -16,6 +23,7 @@ from prometheus_client.core import GaugeMetricFamily, Metric
 
 _LOGGER = logging.getLogger(__name__)
 
+QUEUE_PUBLISH_INTERVAL_S = 1.0
 LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
 ROW_BUCKETS = (1, 2, 4, 8, 16, 32, 64, 128, 256, 512, 1024, 2048, 4096, 8192, 16384, 65536)
 
@@ -63,9 +71,16 @@ class _QueueDepth:
 
 
 class Metrics:
-    """The server's counters and histograms, and their HTTP endpoint."""
+    """The server's counters and histograms, and their HTTP endpoint.
 
-    def __init__(self) -> None:
+    Args:
+        multiprocess: This is one of several supervised processes (see the module docstring): queue
+            depths are published to the shared files instead of read on scrape.
+    """
+
+    def __init__(self, multiprocess: bool = False) -> None:
+        self._multiprocess = multiprocess
+        self._publisher_stop = threading.Event()
         self.registry = CollectorRegistry(auto_describe=True)
         self.requests_total = Counter(
             "recsys_requests",
@@ -102,7 +117,10 @@ class Metrics:
             registry=self.registry,
         )
         self.models_loaded = Gauge(
-            "recsys_models_loaded", "Model versions loaded and ready to serve.", registry=self.registry
+            "recsys_models_loaded",
+            "Model versions loaded and ready to serve (several processes: the most any live one has).",
+            registry=self.registry,
+            multiprocess_mode="livemax",
         )
         self._request_children: dict[tuple[str, str, grpc.StatusCode], tuple] = {}
         self._http = None
@@ -125,8 +143,40 @@ class Metrics:
         return _SignatureObserver(self, model, signature)
 
     def track_queues(self, source: QueueSource) -> None:
-        """Exports ``recsys_queue_rows`` from ``source()``: ``(model, signature, rows)`` per batcher."""
-        self.registry.register(_QueueDepth(source))
+        """Exports ``recsys_queue_rows`` from ``source()``: ``(model, signature, rows)`` per batcher.
+
+        In one process it is read when scraped; a supervised child publishes it every
+        ``QUEUE_PUBLISH_INTERVAL_S`` seconds (summed over live children), since the parent cannot call it.
+        """
+        if not self._multiprocess:
+            self.registry.register(_QueueDepth(source))
+            return
+        gauge = Gauge(
+            "recsys_queue_rows",
+            "Rows waiting in the batching queue, by model and signature.",
+            ["model", "signature"],
+            registry=self.registry,
+            multiprocess_mode="livesum",
+        )
+        thread = threading.Thread(
+            target=self._publish_queues, args=(source, gauge), name="queue-depth-publisher", daemon=True
+        )
+        thread.start()
+
+    def _publish_queues(self, source: QueueSource, gauge: Gauge) -> None:
+        seen: set[tuple[str, str]] = set()
+        while True:
+            try:
+                current = {(model, signature): rows for model, signature, rows in source()}
+            except RuntimeError:  # a batcher set changed while being read: try again next time
+                current = {key: 0 for key in seen}
+            for key in seen - current.keys():
+                gauge.labels(*key).set(0)
+            for key, rows in current.items():
+                gauge.labels(*key).set(rows)
+            seen |= current.keys()
+            if self._publisher_stop.wait(QUEUE_PUBLISH_INTERVAL_S):
+                return
 
     def value(self, name: str, **labels: str) -> float:
         """A sample's current value (0 when it was never recorded), for tests and the CLI.
@@ -149,7 +199,8 @@ class Metrics:
         return self._http.server_port if self._http is not None else None
 
     def stop(self) -> None:
-        """Stops the HTTP endpoint, if running."""
+        """Stops the HTTP endpoint, if running, and the queue-depth publisher."""
+        self._publisher_stop.set()
         if self._http is not None:
             self._http.shutdown()
             self._http.server_close()

@@ -83,3 +83,45 @@ def test_missing_repository_exits_non_zero_with_a_clear_message(tmp_path):
     )
     assert result.returncode == 1
     assert "is not a folder; pass --repository" in result.stderr
+
+
+def test_every_setting_has_one_help_text_that_the_cli_shows(capsys, monkeypatch):
+    import dataclasses
+
+    monkeypatch.setenv("COLUMNS", "100000")  # one line per flag: textwrap would split "in-flight"
+    with pytest.raises(SystemExit):
+        parse_config(["--help"], environ={})
+    text = " ".join(capsys.readouterr().out.split())
+    for field in dataclasses.fields(ServerConfig):
+        assert field.metadata["help"], f"{field.name} has no help text"
+        if not field.metadata.get("env_only"):
+            assert " ".join(field.metadata["help"].split()) in text, field.name
+    assert "RECSYS_AUTH_TOKENS" not in text.split("--auth-token-file")[0], "the env-only token list got a flag"
+
+
+def test_readme_flag_table_is_the_generated_one():
+    from server.cli import flag_table
+
+    readme = (ROOT / "server" / "README.md").read_text()
+    copy = readme.split("<!-- flag-table:start -->\n")[1].split("\n<!-- flag-table:end -->")[0]
+    assert copy == flag_table(), "server/README.md's flag table is stale: regenerate it (see the README)"
+
+
+def test_new_flags_and_their_variables(tmp_path):
+    environ = {"RECSYS_DRAIN_DELAY_S": "5", "RECSYS_PROCESSES": "3", "RECSYS_TRACING": "console"}
+    config, _ = parse_config(["--repository", "r", "--grace-s", "7"], environ=environ)
+    assert (config.drain_delay_s, config.processes, config.tracing, config.grace_s) == (5.0, 3, "console", 7.0)
+
+
+@pytest.mark.parametrize(
+    ("argv", "message"),
+    [
+        (["--processes", "2", "--port", "0"], "processes 2 needs a fixed port"),
+        (["--processes", "0"], "processes must be at least 1"),
+        (["--drain-delay-s", "-1"], "drain_delay_s must be 0 or more"),
+        (["--otlp-endpoint", "http://c:4317"], "only used with tracing 'otlp'"),
+    ],
+)
+def test_new_settings_refuse_bad_values(argv, message):
+    with pytest.raises(ConfigError, match=message):
+        parse_config(["--repository", "r", *argv], environ={})
