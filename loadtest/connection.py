@@ -62,6 +62,7 @@ class Connection:
                 timeout=self.timeout_s,
                 max_message_bytes=MAX_MESSAGE_BYTES,
                 options=options,
+                retry=None,  # a retried call would hide the failure or the overload being measured
             )
             for _ in range(self.channels)
         ]
