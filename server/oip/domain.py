@@ -16,6 +16,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from protos.recsys.v1 import model_config_pb2 as mc
+from server.errors import ModelNotFound
 from server.model import RecommendQuery, ServedModel
 from server.registry import READY, ModelRegistry
 
@@ -106,9 +107,24 @@ def ready_versions(registry: ModelRegistry, name: str) -> list[int]:
     return [record.version for record in registry.models().get(name, []) if record.state == READY]
 
 
-def model_names(registry: ModelRegistry) -> Collection[str]:
-    """The names of every model the repository holds, ready or not."""
+def model_names(registry: ModelRegistry, name: str, stem: str) -> Collection[str]:
+    """Model names to resolve the OIP name ``name`` (``stem`` + an optional suffix) against.
+
+    The ready names when they decide the answer (cheap, once per call); else every model of the
+    repository, ready or not, so that a model that is not ready is UNAVAILABLE rather than NOT_FOUND.
+    """
+    ready = registry.ready_models()
+    if name in ready or (stem in ready and not _exists(registry, name)):
+        return ready
     return registry.models().keys()
+
+
+def _exists(registry: ModelRegistry, name: str) -> bool:
+    try:
+        registry.record(name)
+    except ModelNotFound:
+        return False
+    return True
 
 
 def any_ready(registry: ModelRegistry) -> bool:

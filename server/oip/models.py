@@ -124,7 +124,23 @@ def parse_version(version: str) -> int:
     return int(version)
 
 
+_SIGNATURES: dict[tuple[str, int, str, Call, bool], OipSignature] = {}
+
+
 def signature(config: mc.ModelConfig, call: Call, integer_ids: bool) -> OipSignature:
+    """The OIP tensors of one call of a version (computed once per version: configs never change).
+
+    Raises:
+        ModelLoadError: see :func:`derive_signature`.
+    """
+    key = (config.name, int(config.version), config.created_at, call, integer_ids)
+    found = _SIGNATURES.get(key)
+    if found is None:
+        found = _SIGNATURES[key] = derive_signature(config, call, integer_ids)
+    return found
+
+
+def derive_signature(config: mc.ModelConfig, call: Call, integer_ids: bool) -> OipSignature:
     """The OIP tensors of one call of a version, derived from its exported signatures.
 
     Args:

@@ -24,7 +24,7 @@ from server.errors import DeadlineExceeded, ModelNotFound, status_of
 from server.metrics import Metrics
 from server.oip import domain
 from server.oip.infer import infer
-from server.oip.models import TensorMeta, platform, resolve, signature
+from server.oip.models import RECOMMEND_SUFFIX, TensorMeta, platform, resolve, signature
 from server.registry import ModelRegistry
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
@@ -85,8 +85,8 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         self._metrics.record_request(method, model_name, grpc.StatusCode.OK, time.perf_counter() - started)
         return response
 
-    def _known(self) -> Collection[str]:
-        return domain.model_names(self._registry)
+    def _known(self, name: str) -> Collection[str]:
+        return domain.model_names(self._registry, name, name.removesuffix(RECOMMEND_SUFFIX))
 
     async def ServerLive(
         self, request: pb.ServerLiveRequest, context: grpc.aio.ServicerContext
@@ -107,7 +107,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         return await self._serve("ModelReady", request.name, context, lambda: self._model_ready(request))
 
     async def _model_ready(self, request: pb.ModelReadyRequest) -> pb.ModelReadyResponse:
-        names = self._known()
+        names = self._known(request.name)
         try:
             target = resolve(request.name, request.version, names)
         except ModelNotFound:
@@ -128,7 +128,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         return await self._serve("ModelMetadata", request.name, context, lambda: self._model_metadata(request))
 
     async def _model_metadata(self, request: pb.ModelMetadataRequest) -> pb.ModelMetadataResponse:
-        target = resolve(request.name, request.version, self._known())
+        target = resolve(request.name, request.version, self._known(request.name))
         async with domain.lease(self._registry, target.model, target.version) as model:
             config, integer_ids = domain.model_config(model), domain.integer_ids(model)
             version = domain.version(model)
@@ -155,7 +155,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         return await self._serve("ModelInfer", request.model_name, context, lambda: self._infer(request))
 
     async def _infer(self, request: pb.ModelInferRequest) -> pb.ModelInferResponse:
-        target = resolve(request.model_name, request.model_version, self._known())
+        target = resolve(request.model_name, request.model_version, self._known(request.model_name))
         return await infer(self._registry, target, request)
 
 
