@@ -7,7 +7,11 @@ Runs on this machine, client and server in separate processes sharing its cores:
 2. our server for each architecture x {onnx, torchscript} x {batching on, off}: Predict with one
    pair per call at each concurrency, Predict with 1,000 pairs per call (MF and dense) with string
    ids and, when the model's ids are all decimal integers (MovieLens), again with the same pairs as
-   packed integer ids ("predict x1000 int"), Recommend top-10 for one user per call at concurrency 64.
+   packed integer ids ("predict x1000 int"), Recommend top-10 for one user per call at concurrency 64;
+   with ``--oip`` (default), the same Predict requests again through the Open Inference Protocol's
+   ModelInfer as tritonclient sends them ("oip predict x1", "oip predict x1000": raw BYTES inputs,
+   see ``bench/serving_oip.py``), beside the recsys.v1 rows. An OIP row's ceiling is the recsys.v1
+   ceiling of the same rows per call (the ceiling server answers recsys.v1 methods only).
 
 The ceiling gets each request shape in the same form (string or integer ids, the same bytes as the
 first large-Predict model's requests), so every row is compared with the transport cost of its own
@@ -39,6 +43,7 @@ from typing import Any
 import grpc
 from tqdm import tqdm
 
+from bench.serving_oip import oip_workload
 from bench.serving_setup import ARCHITECTURES, ServerProcess, prepare_repository, running_server
 from loadtest.connection import Connection
 from loadtest.plot import plot_sweep
@@ -53,13 +58,19 @@ CEILING = "ceiling"
 
 @dataclass(frozen=True)
 class Kind:
-    """A request shape: method, rows per call, Predict's pairs as integer ids, Recommend by history."""
+    """A request shape: method, rows per call, Predict's pairs as integer ids, Recommend by history, via OIP."""
 
     name: str
     method: str
     rows: int
     int_ids: bool = False
     histories: bool = False
+    oip: bool = False
+
+    @property
+    def shape(self) -> tuple[str, int, bool, bool]:
+        """What the ceiling is compared on: an OIP row shares the ceiling of its recsys.v1 twin."""
+        return self.method, self.rows, self.int_ids, self.histories
 
 
 @dataclass(frozen=True)
@@ -126,6 +137,12 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument("--warmup", type=float, default=1.0, help="unmeasured seconds before each step")
     parser.add_argument("--quick", action="store_true", help="demo: 1.5 s steps, concurrency 1,64 only")
     parser.add_argument("--processes", type=int, default=1, help="generator processes")
+    parser.add_argument(
+        "--oip",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also send the Predict x1 (at --compare-at) and large Predict requests through OIP ModelInfer",
+    )
     parser.add_argument("--server-arg", action="append", default=[], help="extra flag for every server, repeatable")
     parser.add_argument("--out", type=Path, default=Path("out/bench/serving"), help="folder for JSON, tables, plots")
     args = parser.parse_args(argv)
@@ -145,6 +162,7 @@ def big_kinds(args: argparse.Namespace) -> tuple[Kind, Kind]:
 
 
 HISTORY = Kind("recommend history", "recommend", 1, histories=True)
+OIP_PREDICT1 = Kind("oip predict x1", "predict", 1, oip=True)
 
 
 def plan(
@@ -182,8 +200,13 @@ def plan(
             cases = []
             for arch in archs:
                 cases.append(Case(config, arch, predict1, sweep))
+                if args.oip:
+                    cases.append(Case(config, arch, OIP_PREDICT1, (args.compare_at,)))
                 if arch in big_archs:
                     cases.append(Case(config, arch, big, (args.big_concurrency,)))
+                    if args.oip:
+                        oip_big = Kind(f"oip {big.name}", "predict", big.rows, oip=True)
+                        cases.append(Case(config, arch, oip_big, (args.big_concurrency,)))
                 if arch in int_archs:
                     cases.append(Case(config, arch, big_int, (args.big_concurrency,)))
                 cases.append(Case(config, arch, recommend, (args.compare_at,)))
@@ -208,18 +231,21 @@ async def run_case(case: Case, server: ServerProcess, ids: IdSpace, args: argpar
         histories=case.kind.histories,
     )
     workload = build_workload(spec, ids)
+    if case.kind.oip:
+        workload = oip_workload(workload)
+    checked = case.config != CEILING and not case.kind.oip  # the sanity check reads recsys.v1 answers only
     config = SweepConfig(
         connection=Connection(server.target, timeout_s=30),
         label=case.label,
         concurrency=case.concurrency,
-        limits=StepLimits(duration_s=args.duration, samples=0 if case.config == CEILING else 32),  # empty answers
+        limits=StepLimits(duration_s=args.duration, samples=32 if checked else 0),
         warmup_s=args.warmup,
         processes=args.processes,
         metrics_url=server.metrics_url,
         server_pid=server.process.pid,
         progress=False,
     )
-    return await run_sweep(config, workload, ids if case.config != CEILING else None)
+    return await run_sweep(config, workload, ids if checked else None)
 
 
 def measure(args: argparse.Namespace, repository: Path, log_dir: Path) -> list[Row]:
@@ -255,16 +281,16 @@ def _mean(values: list[float]) -> float:
 
 def add_ceiling_ratios(rows: list[Row]) -> None:
     """Ratios to the ceiling at the same request shape and concurrency (mean of the ceiling's two runs)."""
-    speed: dict[tuple[Kind, int | None], list[float]] = {}
-    efficiency: dict[tuple[Kind, int | None], list[float]] = {}
+    speed: dict[tuple[tuple[str, int, bool, bool], int | None], list[float]] = {}
+    efficiency: dict[tuple[tuple[str, int, bool, bool], int | None], list[float]] = {}
     for row in rows:
         if row.case.config == CEILING:
-            key = (row.case.kind, row.step.concurrency)
+            key = (row.case.kind.shape, row.step.concurrency)
             speed.setdefault(key, []).append(row.step.calls_per_s)
             if row.calls_per_cpu_s is not None:
                 efficiency.setdefault(key, []).append(row.calls_per_cpu_s)
     for row in rows:
-        key = (row.case.kind, row.step.concurrency)
+        key = (row.case.kind.shape, row.step.concurrency)
         reference, per_cpu = _mean(speed.get(key, [])), _mean(efficiency.get(key, []))
         row.ceiling_ratio = row.step.calls_per_s / reference if reference > 0 else None
         if row.calls_per_cpu_s is not None and per_cpu > 0:
@@ -435,6 +461,7 @@ def _step_record(row: Row) -> dict[str, Any]:
         "kind": case.kind.name,
         "int_ids": case.kind.int_ids,
         "histories": case.kind.histories,
+        "oip": case.kind.oip,
         "ceiling_ratio": row.ceiling_ratio,
         "ceiling_ratio_per_cpu": row.cpu_ratio,
         "calls_per_server_cpu_s": row.calls_per_cpu_s,

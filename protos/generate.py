@@ -1,10 +1,12 @@
 """Regenerate the Python stubs of the protobuf contracts.
 
 Run ``python -m protos.generate`` after editing any ``.proto`` file under
-``protos/recsys``; ``python -m protos.generate --check`` exits non-zero when the
-checked-in stubs are stale (the test suite runs it). The stubs are written next
-to their ``.proto`` files with relative imports, so the ``protos`` package works
-wherever it is installed. Nobody edits the generated files by hand.
+``protos/recsys`` or ``protos/inference`` (the Open Inference Protocol, copied
+from its specification), or after changing the pinned grpcio-tools;
+``python -m protos.generate --check`` exits non-zero when the checked-in stubs
+are stale (the test suite runs it). The stubs are written next to their
+``.proto`` files with relative imports, so the ``protos`` package works wherever
+it is installed. Nobody edits the generated files by hand.
 """
 
 from __future__ import annotations
@@ -18,13 +20,16 @@ import tempfile
 from pathlib import Path
 
 PROTO_ROOT = Path(__file__).resolve().parent
+PACKAGES = ("recsys", "inference")
+"""Folders under ``PROTO_ROOT`` whose ``.proto`` files are contracts: ours, and the OIP one we serve."""
 GENERATED_SUFFIXES = ("_pb2.py", "_pb2.pyi", "_pb2_grpc.py")
-_ABSOLUTE_IMPORT = re.compile(r"^from recsys\.v1 import (\w+_pb2)", re.MULTILINE)
+# protoc imports sibling stubs by proto package ("from recsys.v1 import x_pb2"); ours are relative.
+_ABSOLUTE_IMPORT = re.compile(rf"^from (?:{'|'.join(PACKAGES)})(?:\.\w+)* import (\w+_pb2)", re.MULTILINE)
 
 
 def proto_files() -> list[Path]:
     """The contract files, relative to the proto root, in a stable order."""
-    return sorted(p.relative_to(PROTO_ROOT) for p in (PROTO_ROOT / "recsys").rglob("*.proto"))
+    return sorted(p.relative_to(PROTO_ROOT) for package in PACKAGES for p in (PROTO_ROOT / package).rglob("*.proto"))
 
 
 def generate(out_dir: Path) -> list[Path]:
@@ -49,7 +54,8 @@ def generate(out_dir: Path) -> list[Path]:
         *(str(p) for p in proto_files()),
     ]
     if protoc.main(args) != 0:
-        raise RuntimeError("protoc failed on the contracts under protos/recsys: see its message above")
+        folders = ", ".join(f"protos/{package}" for package in PACKAGES)
+        raise RuntimeError(f"protoc failed on the contracts under {folders}: see its message above")
     written = sorted(p.relative_to(out_dir) for p in out_dir.rglob("*") if p.name.endswith(GENERATED_SUFFIXES))
     for path in written:
         text = (out_dir / path).read_text()

@@ -22,7 +22,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from protos.recsys.v1 import service_pb2_grpc
-from server import security
+from server import oip, security
 from server.config import ConfigError, ServerConfig
 from server.health import SERVICE_NAME, HealthReporter
 from server.metrics import Metrics
@@ -137,9 +137,11 @@ class RunningServer:
             RecommenderService(self.registry, self.metrics, config.backend),
             self._server,
         )
+        oip_service = oip.add_to_server(self._server, self.registry, self.metrics, config.backend)
         health_pb2_grpc.add_HealthServicer_to_server(self.health.servicer, self._server)
         if config.reflection:
             names = (SERVICE_NAME, health_pb2.DESCRIPTOR.services_by_name["Health"].full_name, reflection.SERVICE_NAME)
+            names += (oip_service,)
             reflection.enable_server_reflection(names, self._server)
         self._health_changed()
         # One process binds first, so that a taken port fails before minutes of loading. A supervised

@@ -178,12 +178,15 @@ class UserRankingBatches:
 
 
 class SequenceRankingBatches:
-    """Batches of time-ordered history windows for next-item training (GRU4Rec, Hidasi et al. 2016).
+    """Batches of time-ordered history windows for next-items training.
 
     Each user contributes one window per epoch of at most ``max_history_length + 1`` consecutive events,
     ending at a random point of the history (the most recent window is the likeliest for short
     histories, every part of a long one is seen over epochs). Query ``b * T + t`` is the state after
-    reading events ``0..t`` of window ``b``; its positive is event ``t + 1``, weighted by its rating.
+    reading events ``0..t`` of window ``b``; its positives are the next ``horizon`` events of the window,
+    each weighted by its rating. ``horizon=1`` is next-item training (GRU4Rec, Hidasi et al. 2016); a
+    longer horizon asks the state for what the user will choose over the coming events, in any order,
+    which is what a top-10 list is judged on.
 
     ``inputs`` are ``(history_items int64 [B, T], history_ratings float32 [B, T], lengths int64 [B])``.
 
@@ -192,7 +195,8 @@ class SequenceRankingBatches:
         batch_size: windows per batch.
         max_history_length: longest window read, T.
         relevant_rating: ratings at or above this weigh 1.
-        low_rating_weight: weight of lower ratings as next-item targets.
+        low_rating_weight: weight of lower ratings as targets.
+        horizon: following events each step predicts (>= 1).
     """
 
     def __init__(
@@ -202,14 +206,16 @@ class SequenceRankingBatches:
         max_history_length: int,
         relevant_rating: float,
         low_rating_weight: float,
+        horizon: int = 1,
     ) -> None:
-        if batch_size < 1 or max_history_length < 1:
-            raise ValueError("batch_size and max_history_length must be positive")
+        if batch_size < 1 or max_history_length < 1 or horizon < 1:
+            raise ValueError("batch_size, max_history_length and horizon must be positive")
         self.histories = train.histories()
         self.weights = positive_weights(self.histories.ratings, relevant_rating, low_rating_weight)
         self.users = np.flatnonzero(self.histories.lengths() > 1)
         self.batch_size = batch_size
         self.max_history_length = max_history_length
+        self.horizon = min(horizon, max_history_length)
 
     def __len__(self) -> int:
         return -(-len(self.users) // self.batch_size)
@@ -219,6 +225,7 @@ class SequenceRankingBatches:
         width = self.max_history_length + 1
         offsets, lengths = self.histories.offsets, self.histories.lengths()
         order = rng.permutation(self.users)
+        ahead = np.arange(1, self.horizon + 1)
         for first in range(0, len(order), self.batch_size):
             users = order[first : first + self.batch_size]
             length = lengths[users]
@@ -232,15 +239,21 @@ class SequenceRankingBatches:
             ratings = np.where(real, self.histories.ratings[source], 0.0).astype(np.float32)
             weights = np.where(real, self.weights[source], 0.0)
             context = np.maximum(window - 1, 1)
-            target = (steps[:, 1:] < window[:, None]) & (weights[:, 1:] > 0)
-            batch_rows, step = np.nonzero(target)
             t = int(context.max())
+            # (window, step, event) with step < event <= step + horizon inside the window.
+            target = np.arange(t)[None, :, None] + ahead[None, None, :]
+            valid = target < window[:, None, None]
+            clipped = np.minimum(target, width - 1)
+            rows_b = np.broadcast_to(np.arange(len(users))[:, None, None], clipped.shape)
+            valid &= weights[rows_b, clipped] > 0
+            batch_rows, step, offset = np.nonzero(valid)
+            event = step + offset + 1
             yield RankingBatch(
                 (torch.from_numpy(items[:, :t]), torch.from_numpy(ratings[:, :t]), torch.from_numpy(context)),
                 Positives(
                     torch.from_numpy(batch_rows * t + step),
-                    torch.from_numpy(items[batch_rows, step + 1]),
-                    torch.from_numpy(weights[batch_rows, step + 1].astype(np.float32)),
+                    torch.from_numpy(items[batch_rows, event]),
+                    torch.from_numpy(weights[batch_rows, event].astype(np.float32)),
                 ),
                 np.repeat(users, t),
             )

@@ -144,6 +144,7 @@ class LSTMRecommender(RatingModel):
         ranking_dim: the ranking head's embedding and state size.
         ranking_hidden_dim: the ranking head's LSTM state size.
         ranking_dropout: the ranking head's dropout, in training.
+        ranking_horizon: following events each history step is trained to predict (1 = next item).
     """
 
     architecture = "lstm"
@@ -163,6 +164,7 @@ class LSTMRecommender(RatingModel):
         ranking_dim: int = 64,
         ranking_hidden_dim: int = 128,
         ranking_dropout: float = 0.3,
+        ranking_horizon: int = 1,
     ) -> None:
         super().__init__()
         sizes = (num_items, dim, hidden_dim, num_layers, max_history_length, ranking_dim, ranking_hidden_dim)
@@ -187,7 +189,9 @@ class LSTMRecommender(RatingModel):
             ranking_dim=ranking_dim,
             ranking_hidden_dim=ranking_hidden_dim,
             ranking_dropout=float(ranking_dropout),
+            ranking_horizon=ranking_horizon,
         )
+        self.ranking_horizon = ranking_horizon
         self.num_items, self.global_mean = num_items, float(global_mean)
         self.max_history_length, self.init_std = max_history_length, float(init_std)
         span = float(rating_max) - float(rating_min)
@@ -333,7 +337,12 @@ class LSTMRecommender(RatingModel):
     def ranking_batches(self, train: Interactions, config: RankingConfig) -> SequenceRankingBatches:
         """History windows whose every step's positive is the next item."""
         return SequenceRankingBatches(
-            train, config.batch_size, self.max_history_length, config.relevant_rating, config.low_rating_weight
+            train,
+            config.batch_size,
+            self.max_history_length,
+            config.relevant_rating,
+            config.low_rating_weight,
+            self.ranking_horizon,
         )
 
     def ranking_towers(self, inputs: tuple[torch.Tensor, ...]) -> Towers:
