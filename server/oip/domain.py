@@ -3,14 +3,13 @@
 The servicer only converts tensors and never reaches into a loaded version itself: every call it
 makes into the registry and a ``ServedModel`` goes through the functions below, the same calls
 ``server/servicer.py`` makes for recsys.v1, so that both APIs run through the same dynamic batchers
-and give the same numbers. When the registry's acquire/release becomes ``registry.lease(...)`` and
-``ServedModel`` is split into an array engine and an id/ranking layer, only this module changes.
+and give the same numbers.
 """
 
 from __future__ import annotations
 
 import contextlib
-from collections.abc import AsyncIterator, Collection, Sequence
+from collections.abc import Collection, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -33,8 +32,7 @@ class Recommendations:
     fallback: list[bool]
 
 
-@contextlib.asynccontextmanager
-async def lease(registry: ModelRegistry, name: str, version: int) -> AsyncIterator[Model]:
+def lease(registry: ModelRegistry, name: str, version: int) -> contextlib.AbstractAsyncContextManager[Model]:
     """The version a call runs on, counted in flight (so it is not unloaded) until the block ends.
 
     Args:
@@ -46,11 +44,7 @@ async def lease(registry: ModelRegistry, name: str, version: int) -> AsyncIterat
         ModelNotFound: no such model or version.
         ModelNotReady: the version is loading, broken, superseded or unloading.
     """
-    model = registry.acquire(name, version)
-    try:
-        yield model
-    finally:
-        registry.release(model)
+    return registry.lease(name, version)
 
 
 def version(model: Model) -> int:
@@ -94,9 +88,8 @@ async def recommend(
         user_ids=user_ids, k=k, exclude_seen=exclude_seen, allow_popularity_fallback=allow_popularity_fallback
     )
     ranked = await model.recommend(query)
-    names = model.catalog.item_id_list
     return Recommendations(
-        item_ids=[[names[i] for i in result.items.tolist()] for result in ranked],
+        item_ids=[result.item_ids for result in ranked],
         scores=[result.scores for result in ranked],
         fallback=[result.fallback for result in ranked],
     )

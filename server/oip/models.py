@@ -11,7 +11,7 @@ Every recsys model ``NAME`` is two OIP models:
   ``fallback`` BOOL [-1].
 
 The tensors are derived from the version's ``config.json``: the signature that answers calls naming
-users (``predict_user``/``recommend_user`` where the LSTM has them, else ``predict``/``recommend``)
+users (chosen by ``server.signatures.route`` from the tensors' kinds, as for recsys.v1)
 gives the batch dimension and the output's datatype; its index inputs become id inputs, because the
 server maps ids to indices itself. OIP versions are the decimal version numbers; ``""`` means the
 newest ready one.
@@ -26,6 +26,7 @@ from dataclasses import dataclass
 from protos.recsys.v1 import model_config_pb2 as mc
 from server.errors import InvalidInput, ModelLoadError, ModelNotFound
 from server.oip.tensors import BOOL, BYTES, FP32, INT64
+from server.signatures import route, served_signatures
 
 RECOMMEND_SUFFIX = ".recommend"
 DEFAULT_K = 10
@@ -172,12 +173,10 @@ def derive_signature(config: mc.ModelConfig, call: Call, integer_ids: bool) -> O
 
 
 def _user_signature(config: mc.ModelConfig, call: str) -> mc.Signature:
-    """The exported signature the server runs for ``call`` when the request names users."""
-    by_name = {s.name: s for s in config.signatures}
-    exported = by_name.get(f"{call}_user") or by_name.get(call)
-    if exported is None or len(exported.outputs) != 1:
-        raise ModelLoadError(f"model {config.name!r} v{config.version} has no {call!r} signature with one output")
-    return exported
+    """The exported signature the server runs for ``call`` when the request names users (``server.signatures``)."""
+    routes = route(served_signatures(config))
+    chosen = routes.predict_users if call == "predict" else routes.recommend_users
+    return next(s for s in config.signatures if s.name == chosen.name)
 
 
 def platform(backend: str) -> str:
