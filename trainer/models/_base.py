@@ -8,6 +8,8 @@ call the hooks below.
 
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
 from typing import Any, ClassVar
 
 import numpy as np
@@ -130,6 +132,19 @@ class RatingModel(nn.Module):
     def serving_module(self, histories: UserHistories) -> nn.Module:
         """A frozen copy for export, with one method per signature; ``histories`` are the stored ones."""
         raise NotImplementedError
+
+
+@contextlib.contextmanager
+def independent_random_stream() -> Iterator[None]:
+    """Draw from torch's global generator inside the block, then put its state back.
+
+    Ranking heads are created and initialised inside it, so the rating head sees exactly the random
+    numbers (initialisation, dropout) it saw before ranking heads existed: its RMSE, tuned against the
+    bars, is the same figure for the same seed.
+    """
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(int(torch.randint(2**62, ())))  # a stream of its own, not a copy of the rating head's
+        yield
 
 
 def check_index(index: torch.Tensor, size: int, name: str) -> None:

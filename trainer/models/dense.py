@@ -23,7 +23,7 @@ from trainer.architecture import Architecture, register
 from trainer.config import RankingConfig, TrainConfig
 from trainer.data.interactions import UserHistories
 from trainer.losses import Towers
-from trainer.models._base import PairRatingModel, as_index, check_index
+from trainer.models._base import PairRatingModel, as_index, check_index, independent_random_stream
 from trainer.models.heads import FrozenDotRanking, PairServing, dot_scores, freeze
 from trainer.models.signatures import user_index_signatures
 
@@ -135,7 +135,8 @@ class DenseRecommender(PairRatingModel):
             ranking_dropout=float(ranking_dropout),
         )
         self.num_users, self.num_items, self.global_mean = num_users, num_items, float(global_mean)
-        self.ranking = HistoryBagRanking(num_items, ranking_hidden_dim, ranking_dropout)
+        with independent_random_stream():
+            self.ranking = HistoryBagRanking(num_items, ranking_hidden_dim, ranking_dropout)
         self.dropout, self.init_std = float(dropout), float(init_std)
         self.user_embedding = nn.Embedding(num_users, dim)
         self.item_embedding = nn.Embedding(num_items, dim)
@@ -161,7 +162,8 @@ class DenseRecommender(PairRatingModel):
             layer.reset_parameters()
         nn.init.zeros_(self.output.weight)
         nn.init.zeros_(self.output.bias)
-        self.ranking.reset_parameters()
+        with independent_random_stream():
+            self.ranking.reset_parameters()
 
     def _tail(self, hidden: torch.Tensor) -> torch.Tensor:
         hidden = F.dropout(hidden, self.dropout, self.training)

@@ -26,7 +26,7 @@ from trainer.architecture import Architecture, register
 from trainer.config import RankingConfig, TrainConfig
 from trainer.data.interactions import UserHistories
 from trainer.losses import Towers
-from trainer.models._base import HParam, RatingModel, as_index, check_index
+from trainer.models._base import HParam, RatingModel, as_index, check_index, independent_random_stream
 from trainer.models.graph import history_edges, normalized_adjacency
 from trainer.models.heads import FrozenDotRanking, PairServing, dot_scores, freeze
 from trainer.models.signatures import user_index_signatures
@@ -167,7 +167,8 @@ class GraphRecommender(RatingModel):
         self.basis_weights = nn.Parameter(torch.empty(levels, num_basis))
         self.level_bias = nn.Parameter(torch.empty(levels))
         self.register_buffer("level_values", rating_min + torch.arange(levels, dtype=torch.float32))
-        self.ranking = LightGCNRanking(num_users, num_items, ranking_dim, ranking_layers, self.conv)
+        with independent_random_stream():
+            self.ranking = LightGCNRanking(num_users, num_items, ranking_dim, ranking_layers, self.conv)
         self.reset_parameters()
         if history_offsets is None or history_items is None or history_ratings is None:
             raise ValueError("the GCN needs its training graph: pass history_offsets, history_items, history_ratings")
@@ -187,7 +188,8 @@ class GraphRecommender(RatingModel):
             nn.init.orthogonal_(matrix)
         nn.init.xavier_uniform_(self.basis_weights)
         nn.init.zeros_(self.level_bias)
-        self.ranking.reset_parameters()
+        with independent_random_stream():
+            self.ranking.reset_parameters()
 
     @classmethod
     def from_data(cls, hparams: dict[str, HParam], histories: UserHistories) -> GraphRecommender:

@@ -22,7 +22,7 @@ from trainer.config import RankingConfig, TrainConfig
 from trainer.data.interactions import Interactions, UserHistories
 from trainer.losses import Towers
 from trainer.minibatches import HistoryBatches, SequenceRankingBatches
-from trainer.models._base import HParam, RatingModel, as_index, check_index
+from trainer.models._base import HParam, RatingModel, as_index, check_index, independent_random_stream
 from trainer.models.heads import BiasedDotRating, FrozenDotRanking, biased_dot, dot_scores, freeze
 
 
@@ -198,10 +198,11 @@ class LSTMRecommender(RatingModel):
         self.encoder = HistoryEncoder(num_items, dim, hidden_dim, num_layers, dropout, global_mean, span)
         self.item_factors = nn.Embedding(num_items, dim)
         self.item_bias = nn.Embedding(num_items, 1)
-        ranking_encoder = HistoryEncoder(
-            num_items, ranking_dim, ranking_hidden_dim, num_layers, ranking_dropout, global_mean, span
-        )
-        self.ranking = SequenceRanking(ranking_encoder, num_items, ranking_dim)
+        with independent_random_stream():
+            ranking_encoder = HistoryEncoder(
+                num_items, ranking_dim, ranking_hidden_dim, num_layers, ranking_dropout, global_mean, span
+            )
+            self.ranking = SequenceRanking(ranking_encoder, num_items, ranking_dim)
         self.reset_parameters()
 
     @classmethod
@@ -224,7 +225,8 @@ class LSTMRecommender(RatingModel):
         nn.init.zeros_(self.encoder.user_bias.weight)
         nn.init.zeros_(self.encoder.user_bias.bias)
         self.ranking.init_std = self.init_std
-        self.ranking.reset_parameters()
+        with independent_random_stream():
+            self.ranking.reset_parameters()
 
     def forward(
         self,

@@ -16,7 +16,7 @@ from trainer.architecture import Architecture, register
 from trainer.config import RankingConfig, TrainConfig
 from trainer.data.interactions import UserHistories
 from trainer.losses import Towers
-from trainer.models._base import PairRatingModel, as_index, check_index
+from trainer.models._base import PairRatingModel, as_index, check_index, independent_random_stream
 from trainer.models.heads import BiasedDotRating, FrozenDotRanking, PairServing, biased_dot, dot_scores
 from trainer.models.signatures import user_index_signatures
 
@@ -103,7 +103,8 @@ class MatrixFactorization(PairRatingModel):
         self.item_factors = nn.Embedding(num_items, dim)
         self.user_bias = nn.Embedding(num_users, 1)
         self.item_bias = nn.Embedding(num_items, 1)
-        self.ranking = FactorRanking(num_users, num_items, ranking_dim, 0.05)
+        with independent_random_stream():
+            self.ranking = FactorRanking(num_users, num_items, ranking_dim, 0.05)
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
@@ -112,7 +113,8 @@ class MatrixFactorization(PairRatingModel):
         nn.init.normal_(self.item_factors.weight, std=self.init_std)
         nn.init.zeros_(self.user_bias.weight)
         nn.init.zeros_(self.item_bias.weight)
-        self.ranking.reset_parameters()
+        with independent_random_stream():
+            self.ranking.reset_parameters()
 
     def _tables(self) -> tuple[nn.Embedding, nn.Embedding, nn.Embedding, nn.Embedding]:
         return self.user_factors, self.item_factors, self.user_bias, self.item_bias
