@@ -45,14 +45,16 @@ def _quiet(function: Any, *args: Any, **kwargs: Any) -> Any:
 
 def _train_sized(data: str, arch: str, run: Path, epochs: int) -> Path:
     """A model with the default (production) sizes, trained for only ``epochs`` on ``data``."""
+    from trainer import architecture
     from trainer.checkpoint import save_checkpoint
     from trainer.data.sources import load_split
-    from trainer.defaults import TRAIN_DEFAULTS
-    from trainer.pipeline import train_and_evaluate
+    from trainer.experiment import train_and_evaluate
 
     split = load_split(data, "random")
-    config = dataclasses.replace(TRAIN_DEFAULTS[arch], epochs=epochs, patience=epochs, progress=False)
-    trained = train_and_evaluate(arch, split, config=config, progress=False)
+    declared = architecture.get(arch)
+    config = dataclasses.replace(declared.training, epochs=epochs, patience=epochs, refit=False, progress=False)
+    ranking = dataclasses.replace(declared.ranking, epochs=epochs, eval_every=epochs, refit=False, progress=False)
+    trained = train_and_evaluate(arch, split, config=config, ranking_config=ranking, progress=False)
     source = {"source": f"{data} (bench.serving, {epochs} epochs)", "split": split.name, "seed": "0"}
     return save_checkpoint(
         run / arch / "checkpoint.pt", trained.model, split.train, metrics=trained.metrics, data=source

@@ -88,7 +88,8 @@ class InferenceEngine:
         expected = (rows, self.num_items) if signature.scores_catalogue else (rows,)
         if output.shape != expected or output.dtype != np.float32:
             raise ModelLoadError(
-                f"warm-up: {signature.name} returned {output.dtype}{list(output.shape)}, expected float32{list(expected)}"
+                f"warm-up: {signature.name} returned {output.dtype}{list(output.shape)}, "
+                f"expected float32{list(expected)}"
             )
 
     async def close(self) -> None:

@@ -7,8 +7,6 @@ Handlers raise; they never abort themselves.
 
 from __future__ import annotations
 
-import asyncio
-import time
 from collections.abc import Awaitable, Callable
 from typing import TypeVar
 
@@ -17,7 +15,8 @@ import numpy as np
 
 from protos.recsys.v1 import service_pb2 as pb
 from protos.recsys.v1 import service_pb2_grpc
-from server.errors import DeadlineExceeded, InvalidInput, status_of
+from server.calls import serve_call
+from server.errors import InvalidInput
 from server.metrics import Metrics
 from server.model import RecommendQuery, ServedModel
 from server.registry import ModelRegistry, VersionRecord
@@ -33,12 +32,6 @@ def _spec(model: ServedModel) -> pb.ModelSpec:
 
 def _status(record: VersionRecord) -> pb.ModelVersionStatus:
     return pb.ModelVersionStatus(version=record.version, state=record.state, reason=record.reason)
-
-
-def _check_deadline(context: grpc.aio.ServicerContext) -> None:
-    remaining = context.time_remaining()
-    if remaining is not None and remaining <= 0:
-        raise DeadlineExceeded("the call's deadline passed before it reached the model; allow more time")
 
 
 class RecommenderService(service_pb2_grpc.RecommenderServiceServicer):
@@ -62,29 +55,13 @@ class RecommenderService(service_pb2_grpc.RecommenderServiceServicer):
         context: grpc.aio.ServicerContext,
         handler: Callable[[], Awaitable[Response]],
     ) -> Response:
-        started = time.perf_counter()
-        try:
-            response = await handler()
-        except asyncio.CancelledError:
-            remaining = context.time_remaining()
-            expired = remaining is not None and remaining <= 0
-            code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
-            self._metrics.record_request(method, model_name, code, time.perf_counter() - started)
-            raise
-        except Exception as error:  # the one place errors become statuses
-            code, details = status_of(error, method)
-            label = "" if code == grpc.StatusCode.NOT_FOUND else model_name
-            self._metrics.record_request(method, label, code, time.perf_counter() - started)
-            await context.abort(code, details)
-        self._metrics.record_request(method, model_name, _OK, time.perf_counter() - started)
-        return response
+        return await serve_call(self._metrics, method, model_name, context, handler)
 
     async def Predict(self, request: pb.PredictRequest, context: grpc.aio.ServicerContext) -> pb.PredictResponse:
         """Predicts the rating of each (user, item) pair."""
         return await self._serve("Predict", request.model.name, context, lambda: self._predict(request, context))
 
     async def _predict(self, request: pb.PredictRequest, context: grpc.aio.ServicerContext) -> pb.PredictResponse:
-        _check_deadline(context)
         async with self._registry.lease(request.model.name, request.model.version) as model:
             if request.user_int_ids or request.item_int_ids:
                 if request.user_ids or request.item_ids:
@@ -100,7 +77,6 @@ class RecommenderService(service_pb2_grpc.RecommenderServiceServicer):
         return await self._serve("Recommend", request.model.name, context, lambda: self._recommend(request, context))
 
     async def _recommend(self, request: pb.RecommendRequest, context: grpc.aio.ServicerContext) -> pb.RecommendResponse:
-        _check_deadline(context)
         query = RecommendQuery(
             user_ids=request.user_ids,
             history_items=[history.item_ids for history in request.histories],

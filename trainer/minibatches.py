@@ -243,7 +243,7 @@ class SequenceRankingBatches:
             # (window, step, event) with step < event <= step + horizon inside the window.
             target = np.arange(t)[None, :, None] + ahead[None, None, :]
             valid = target < window[:, None, None]
-            clipped = np.minimum(target, width - 1)
+            clipped = np.broadcast_to(np.minimum(target, width - 1), valid.shape)
             rows_b = np.broadcast_to(np.arange(len(users))[:, None, None], clipped.shape)
             valid &= weights[rows_b, clipped] > 0
             batch_rows, step, offset = np.nonzero(valid)

@@ -8,9 +8,7 @@ both APIs answer the same mistakes with the same codes. Handlers raise; they nev
 
 from __future__ import annotations
 
-import asyncio
 import importlib.metadata
-import time
 from collections.abc import Awaitable, Callable, Collection
 from typing import TypeVar
 
@@ -20,7 +18,8 @@ from protos.inference import open_inference_grpc_pb2 as pb
 from protos.inference import open_inference_grpc_pb2_grpc as pb_grpc
 from protos.recsys.v1 import model_config_pb2 as mc
 from server import security
-from server.errors import DeadlineExceeded, ModelNotFound, status_of
+from server.calls import serve_call
+from server.errors import ModelNotFound
 from server.metrics import Metrics
 from server.oip import domain
 from server.oip.infer import infer
@@ -65,25 +64,7 @@ class InferenceService(pb_grpc.GRPCInferenceServiceServicer):
         context: grpc.aio.ServicerContext,
         handler: Callable[[], Awaitable[Response]],
     ) -> Response:
-        started = time.perf_counter()
-        try:
-            remaining = context.time_remaining()
-            if remaining is not None and remaining <= 0:
-                raise DeadlineExceeded("the call's deadline passed before it reached the model; allow more time")
-            response = await handler()
-        except asyncio.CancelledError:
-            remaining = context.time_remaining()
-            expired = remaining is not None and remaining <= 0
-            code = grpc.StatusCode.DEADLINE_EXCEEDED if expired else grpc.StatusCode.CANCELLED
-            self._metrics.record_request(method, model_name, code, time.perf_counter() - started)
-            raise
-        except Exception as error:  # the one place errors become statuses
-            code, details = status_of(error, method)
-            label = "" if code == grpc.StatusCode.NOT_FOUND else model_name
-            self._metrics.record_request(method, label, code, time.perf_counter() - started)
-            await context.abort(code, details)
-        self._metrics.record_request(method, model_name, grpc.StatusCode.OK, time.perf_counter() - started)
-        return response
+        return await serve_call(self._metrics, method, model_name, context, handler)
 
     def _known(self, name: str) -> Collection[str]:
         return domain.model_names(self._registry, name, name.removesuffix(RECOMMEND_SUFFIX))

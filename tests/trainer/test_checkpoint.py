@@ -9,9 +9,9 @@ import pytest
 import torch
 
 from trainer import CheckpointError, load_checkpoint, train_tiny_checkpoint
+from trainer.architecture import BUILT_IN as ARCHITECTURES
 from trainer.checkpoint import save_checkpoint
 from trainer.data.splits import Split
-from trainer.architecture import BUILT_IN as ARCHITECTURES
 from trainer.experiment import build_for
 
 
@@ -34,9 +34,7 @@ def test_tiny_checkpoint_round_trip(architecture: str, run_dir: Path) -> None:
     assert checkpoint.history_offsets[-1] == len(checkpoint.history_items) == len(checkpoint.history_ratings)
     assert checkpoint.item_popularity.sum() == len(checkpoint.history_items)
     assert checkpoint.rating_scale == [1.0, 5.0]
-    assert set(checkpoint.metrics) == {
-        "rmse", "mae", "rmse_01", "recall@10", "ndcg@10", "coverage@10", "train_seconds"
-    }
+    assert set(checkpoint.metrics) == {"rmse", "mae", "rmse_01", "recall@10", "ndcg@10", "coverage@10", "train_seconds"}
     assert checkpoint.metrics["rmse"] < 1.0  # tiny data has std ~1.03: the model learned something
     assert checkpoint.data["source"] == "synthetic-tiny"
     for key, value in checkpoint.model.state_dict().items():
@@ -53,12 +51,8 @@ def test_loaded_model_predicts_like_the_trained_one(tiny_split: Split, tmp_path:
         loaded = load_checkpoint(path)
         histories = tiny_split.train.histories()
         users, items = tiny_split.test.users, tiny_split.test.items
-        np.testing.assert_array_equal(
-            loaded.model.rate(users, items, histories), model.rate(users, items, histories)
-        )
-        torch.testing.assert_close(
-            loaded.model.rank(users[:5], histories), model.rank(users[:5], histories)
-        )
+        np.testing.assert_array_equal(loaded.model.rate(users, items, histories), model.rate(users, items, histories))
+        torch.testing.assert_close(loaded.model.rank(users[:5], histories), model.rank(users[:5], histories))
         assert list(tmp_path.glob(f"{architecture}/.*")) == []  # the atomic write left no temporary file
 
 

@@ -8,10 +8,10 @@ import numpy as np
 import pytest
 import torch
 
+from trainer.config import RankingConfig, TrainConfig
 from trainer.data.interactions import Interactions
 from trainer.data.splits import Split, random_split, temporal_split, validation_split
 from trainer.data.synthetic import SyntheticConfig, synthetic_interactions
-from trainer.config import RankingConfig, TrainConfig
 from trainer.experiment import train_and_evaluate
 
 
@@ -109,7 +109,9 @@ def test_test_ratings_cannot_influence_training(architecture: str, tiny_split: S
     first = train_and_evaluate(
         architecture, tiny_split, overrides=small, config=config, ranking_config=rank, progress=False
     )
-    second = train_and_evaluate(architecture, other, overrides=small, config=config, ranking_config=rank, progress=False)
+    second = train_and_evaluate(
+        architecture, other, overrides=small, config=config, ranking_config=rank, progress=False
+    )
     for key, value in first.model.state_dict().items():
         torch.testing.assert_close(value, second.model.state_dict()[key], rtol=0, atol=0)
     assert first.metrics["rmse"] != second.metrics["rmse"]  # the test ratings did change, and were evaluated

@@ -72,7 +72,9 @@ def test_ranking_metrics_agree_with_torchmetrics_on_random_scores() -> None:
     train_pairs = [(u, i) for u in range(num_users) for i in rng.choice(num_items, 8, replace=False)]
     train = _interactions([u for u, _ in train_pairs], [i for _, i in train_pairs], [4] * len(train_pairs), 30, 60)
     seen = {(u, i) for u, i in train_pairs}
-    test_pairs = [(u, i) for u in range(num_users) for i in rng.choice(num_items, 6, replace=False) if (u, i) not in seen]
+    test_pairs = [
+        (u, i) for u in range(num_users) for i in rng.choice(num_items, 6, replace=False) if (u, i) not in seen
+    ]
     ratings = rng.integers(1, 6, len(test_pairs))
     test = _interactions([u for u, _ in test_pairs], [i for _, i in test_pairs], ratings, 30, 60)
     scores = torch.from_numpy(rng.normal(size=(num_users, num_items)).astype(np.float32))
@@ -137,6 +139,8 @@ def test_report_json_and_table(tmp_path: Path) -> None:
     table = format_table(models, baselines).splitlines()
     assert table[0].startswith("| model | RMSE | MAE | RMSE_01 | Recall@10 | NDCG@10 | Coverage@10 |")
     assert table[2] == "| mf | 0.9000 | 0.7000 | 0.2250 | 0.1000 | 0.2000 | - | 3.0 |"  # no coverage given: -
-    assert table[3].startswith("| baseline: global_mean | 1.1000 |") and table[3].count(" - ") == 3  # recall, ndcg and coverage do not apply
+    assert (
+        table[3].startswith("| baseline: global_mean | 1.1000 |") and table[3].count(" - ") == 3
+    )  # recall, ndcg and coverage do not apply
     with pytest.raises(ValueError):
         write_report(tmp_path / "nan.json", {"models": {"x": {"rmse": float("nan")}}})

@@ -107,7 +107,9 @@ def test_gcn_serving_module_holds_no_graph(tiny_split: Split) -> None:
             imported = {a.name for n in ast.walk(tree) if isinstance(n, ast.Import) for a in n.names}
             imported |= {n.module or "" for n in ast.walk(tree) if isinstance(n, ast.ImportFrom)}
             assert not any(name.split(".")[0] == "torch_geometric" for name in imported)
-    assert not any(isinstance(m, torch.nn.Module) and "torch_geometric" in type(m).__module__ for m in serving.modules())
+    assert not any(
+        isinstance(m, torch.nn.Module) and "torch_geometric" in type(m).__module__ for m in serving.modules()
+    )
     assert not any(t.is_sparse or t.layout != torch.strided for t in serving.state_dict().values())
 
 

@@ -1,4 +1,4 @@
-"""It learns on real data: MF on MovieLens 100K's u1 split, for a fixed number of epochs (read from its path, never copied).
+"""It learns on real data: MF on MovieLens 100K u1 for a fixed number of epochs (read from its path, never copied).
 
 The folder comes from ``RECSYS_ML100K`` (default: ``../shared/data/ml-100k`` beside the checkout). Without it
 the test skips on a developer's machine and fails in CI (``CI`` set), where the data is always laid out.
@@ -25,7 +25,7 @@ RANKING_EPOCHS = 20
 
 
 @pytest.fixture(scope="module")
-def u1():  # noqa: ANN201 - a Split
+def u1():
     if not (ML100K / "u1.base").is_file():
         message = f"MovieLens 100K not found at {ML100K}: set RECSYS_ML100K (GroupLens terms: it is not bundled)"
         if os.environ.get("CI"):
@@ -35,7 +35,7 @@ def u1():  # noqa: ANN201 - a Split
 
 
 @pytest.mark.slow
-def test_mf_on_movielens_u1_rates_near_the_benchmark_and_ranks_well_above_popularity(u1) -> None:  # noqa: ANN001
+def test_mf_on_movielens_u1_rates_near_the_benchmark_and_ranks_well_above_popularity(u1) -> None:
     assert (len(u1.train), len(u1.test)) == (80_000, 20_000)
     declared = architecture.get("mf")
     rating = dataclasses.replace(

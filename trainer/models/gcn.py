@@ -68,7 +68,7 @@ class LightGCNRanking(nn.Module):
         return total / (self.layers + 1)
 
     def towers(self, users: torch.Tensor) -> Towers:
-        """Queries of ``users``; the penalty is the layer-0 norms of the users, plus the items' per user of the epoch."""
+        """Queries of ``users``; the penalty: layer-0 norms of the users, plus the items' per user of the epoch."""
         nodes = self.propagate()
         share = len(users) / self.num_users
         items = self.embeddings[self.num_users :]

@@ -107,7 +107,7 @@ class BiasedDotRating(nn.Module):
 
 
 class PairServing(nn.Module):
-    """A user-index model's exported module: ``forward`` (predict) from its rating head, ``recommend`` from its ranking head.
+    """A user-index model's exported module: ``forward`` (predict) from the rating head, ``recommend`` from the ranking.
 
     Args:
         rating: module with ``forward(user, item) -> float32 [B]`` stars, clipped.

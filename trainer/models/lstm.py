@@ -319,7 +319,7 @@ class LSTMRecommender(RatingModel):
     def rate(
         self, users: np.ndarray | torch.Tensor, items: np.ndarray | torch.Tensor, histories: UserHistories
     ) -> torch.Tensor:
-        """Predicted ratings of (user, item) rows from each user's stored history; each distinct user is encoded once."""
+        """Predicted ratings of (user, item) rows from each user's stored history, each user encoded once."""
         users, items = as_index(users).numpy(), as_index(items)
         unique, inverse = np.unique(users, return_inverse=True)
         out = torch.empty(len(users))
