@@ -11,8 +11,8 @@ from pathlib import Path
 from exporter.errors import ExportError, ExportInputError
 from exporter.export import ExportResult, export_run
 from exporter.formats import FORMATS, format_label
-from exporter.signatures import ARCHITECTURES
 from protos.recsys.v1 import model_config_pb2 as mc
+from trainer import architecture as architectures
 
 
 def _csv(value: str) -> list[str]:
@@ -34,7 +34,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--model",
         type=_csv,
         default="all",
-        help=f"models to export, comma-separated, from {', '.join(ARCHITECTURES)}, or all (those present)",
+        help=f"models to export, comma-separated, from {', '.join(architectures.names())}, or all (those present)",
     )
     parser.add_argument(
         "--repository", type=Path, required=True, metavar="REPO", help="model repository root (created if missing)"

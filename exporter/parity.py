@@ -91,9 +91,12 @@ def top_k_mismatches(got: np.ndarray, expected: np.ndarray, k: int, tolerance: f
         expected: float [B, N] eager scores.
         k: cut-off (at most N).
         tolerance: largest eager-score gap treated as a tie.
+
+    Returns:
+        The number of mismatched rows; every row of ``expected`` when the shapes differ.
     """
-    if got.shape != expected.shape:
-        return got.shape[0] if got.ndim else 1
+    if got.shape != expected.shape:  # every row of the batch: the eager rows are the ones asked for
+        return expected.shape[0] if expected.ndim else 1
     k = min(k, expected.shape[1])
     got_top = np.argsort(-got, axis=1, kind="stable")[:, :k]
     eager_sorted = -np.sort(-expected, axis=1)[:, :k]
