@@ -53,12 +53,22 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _parity_lines(result: ExportResult) -> list[str]:
-    """Worst difference per (format, signature), over all batch sizes and history lengths."""
+    """Worst difference per (format, signature), over all batch sizes and history lengths, with its unit.
+
+    Ratings differ in stars; ranking scores have no unit, and their checks also compare the top-k order.
+    """
     worst: dict[tuple[str, str], float] = {}
+    ranked: set[tuple[str, str]] = set()
     for check in result.parity.checks:
         key = (format_label(check.format), check.signature)
         worst[key] = max(worst.get(key, 0.0), check.max_abs_diff)
-    return [f"    {fmt:<12}{sig:<15} max abs diff {diff:.2e} stars" for (fmt, sig), diff in sorted(worst.items())]
+        if check.top_k:
+            ranked.add(key)
+    return [
+        f"    {fmt:<12}{sig:<15} max abs diff {diff:.2e}"
+        + (" (ranking scores; top-10 order identical)" if (fmt, sig) in ranked else " stars")
+        for (fmt, sig), diff in sorted(worst.items())
+    ]
 
 
 def describe(result: ExportResult) -> str:
@@ -70,7 +80,7 @@ def describe(result: ExportResult) -> str:
         f"wrote {result.name} version {result.version} at {result.path}",
         f"  artifacts: {files} + {len(config.side_files)} side files",
         f"  onnx opset: {', '.join(map(str, opsets)) if opsets else 'n/a (no onnx)'}",
-        f"  parity over {len(result.parity.checks)} checks (tolerance {result.parity.tolerance:g} stars):",
+        f"  parity over {len(result.parity.checks)} checks (tolerance {result.parity.tolerance:g}):",
         *_parity_lines(result),
     ]
     return "\n".join(lines)
