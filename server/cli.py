@@ -41,6 +41,8 @@ _HELP = {
     "thread hand-off; 0 always uses the worker threads",
     "max_batch_cells": "most users x catalogue items scored in one Recommend runtime call; larger requests "
     "run in chunks",
+    "retrieval_min_items": "serve Recommend by user id from a version's retrieval index from this many items; "
+    "-1: each version's own min_num_items",
     "reflection": "offer gRPC server reflection (for grpcurl-style tools)",
     "tls_cert": "PEM certificate chain to serve TLS with (with --tls-key); plain text without",
     "tls_key": "PEM private key of --tls-cert, unencrypted",

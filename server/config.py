@@ -51,6 +51,9 @@ class ServerConfig:
             wake-ups); 0 always uses the worker threads.
         max_batch_cells: Most users x catalogue items one Recommend runtime call scores; batches stop
             there and a larger request runs in chunks, bounding the model's intermediate memory.
+        retrieval_min_items: Catalogue size from which Recommend by user id is served from a version's
+            retrieval index (when it has one) instead of scoring every item; -1 takes each version's own
+            ``retrieval_index.min_num_items``. Set it above every catalogue to always score exactly.
         reflection: Offer gRPC server reflection so that grpcurl-style tools need no .proto files.
         tls_cert: PEM certificate chain to serve TLS with; None serves plain text.
         tls_key: PEM private key of ``tls_cert`` (unencrypted).
@@ -82,6 +85,7 @@ class ServerConfig:
     intra_op_threads: int = 1
     inline_max_us: int = 200
     max_batch_cells: int = 65536
+    retrieval_min_items: int = -1
     reflection: bool = True
     tls_cert: Path | None = None
     tls_key: Path | None = None
@@ -123,9 +127,17 @@ class ServerConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        for name in ("max_queue_delay_us", "poll_interval_s", "grace_s", "intra_op_threads", "inline_max_us"):
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        floors = {
+            "max_queue_delay_us": 0,
+            "poll_interval_s": 0,
+            "grace_s": 0,
+            "intra_op_threads": 0,
+            "inline_max_us": 0,
+            "retrieval_min_items": -1,  # -1: each version's own threshold
+        }
+        for name, floor in floors.items():
+            if getattr(self, name) < floor:
+                raise ConfigError(f"{name} must be {floor} or more, got {getattr(self, name)}")
         if (self.tls_cert is None) != (self.tls_key is None):
             raise ConfigError("tls_cert and tls_key go together: give both to serve TLS, or neither")
         if self.tls_client_ca is not None and self.tls_cert is None:
