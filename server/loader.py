@@ -17,7 +17,7 @@ from server.engine import InferenceEngine
 from server.errors import ModelLoadError
 from server.model import RequestLimits, ServedModel
 from server.repository import VersionFolder, artifact_files, checked_file, load_side_files, read_config
-from server.retrieval import RetrievalIndex, UserRetrieval
+from server.retrieval import RetrievalIndex, UserRetrieval, set_search_threads
 from server.runtime import SignatureSpec, load_runtime
 from server.signatures import served_signatures
 
@@ -115,7 +115,10 @@ def load_version(
         signatures, runtime, batching_settings(config), executor, catalog.num_items, label, observers
     )
     limits = RequestLimits(config.max_rows_per_request, config.max_message_bytes)
-    retrieval = load_user_retrieval(model_config, folder.path, side_files, executor) if indexed else None
+    retrieval = None
+    if indexed:
+        set_search_threads(config.intra_op_threads)
+        retrieval = load_user_retrieval(model_config, folder.path, side_files, executor)
     if retrieval is not None and retrieval.signature != engine.routes.recommend_users.name:
         _LOGGER.warning(
             "model %s: its retrieval index stands in for %r but Recommend by user id runs %r; scoring exactly",
