@@ -12,9 +12,11 @@ popularity-dependent norms and a bias; or plain Gaussian ``random``, the hardest
     python -m bench.retrieval                          # 100K and 1M, hnsw-ip and ivf
     python -m bench.retrieval --sizes 100000 --kinds hnsw,hnsw-ip,ivf --queries 300
 
-The rows come from functions returning :class:`Row`; a gRPC section (Recommend calls/s at concurrency
-64 and p50/p99 at concurrency 1 through the real server, once the server serves from an index) can
-append its own rows to the same table: see :func:`grpc_rows`.
+The rows come from functions returning :class:`Row`; the gRPC section (Recommend calls/s at concurrency
+64 and p50/p99 at concurrency 1 through the real server, exact path vs index path, server RSS) appends
+its rows to the same table: see :func:`grpc_rows`. ``--sizes ''`` runs only the gRPC section.
+
+    python -m bench.retrieval --sizes '' --grpc-sizes 100000,1000000 --grpc-seconds 5
 """
 
 from __future__ import annotations
@@ -158,13 +160,49 @@ def index_row(
 
 
 def grpc_rows(args: argparse.Namespace) -> list[Row]:
-    """Rows measured through the gRPC server; empty until the server serves Recommend from an index.
+    """Recommend through the real gRPC server at each of ``--grpc-sizes``: exact path vs index path.
 
-    The lead wires ``server.retrieval.RetrievalIndex`` into the Recommend path; then this function
-    exports an MF model with an index at each size, starts it with ``bench.serving_setup.running_server``
-    and drives it with ``loadtest`` (calls/s at concurrency 64, p50/p99 at concurrency 1).
+    See ``bench/retrieval_grpc.py``: an MF version built from synthetic tables (TorchScript backend), served
+    once scoring every item and once from an IVF index with ``sqrt(N)`` lists and ``--grpc-nprobe`` (fewer
+    lists than the in-process default of ``4 sqrt(N)``, so that the 1M build takes a minute, not eight,
+    on a shared 2-core machine). Columns: ``q/s batch 1`` = calls/s at concurrency 1, ``p50``/``p99`` at
+    concurrency 1, ``q/s batch 64`` = calls/s at concurrency 64, one user per call, k=10, seen items excluded;
+    recall@10 is the exporter's check of the index (raw index top-10 vs exact, 256 users).
     """
-    return []
+    from bench import retrieval_grpc
+
+    rows: list[Row] = []
+    for size in [int(s) for s in args.grpc_sizes.split(",") if s]:
+        items, biases, users = make_vectors(size, args.dim, args.vectors, args.grpc_users, args.seed)
+        with tempfile.TemporaryDirectory(dir=args.out) as folder:
+            repository = Path(folder) / "repository"
+            spec = IndexSpec(kind="ivf", ivf_lists=round(np.sqrt(size)), ivf_nprobe=args.grpc_nprobe)
+            index = retrieval_grpc.build_version(repository, items, biases, users, spec, args.seed)
+            del items, users
+            exact, indexed = retrieval_grpc.exact_and_indexed(repository, args.out / "logs", args.grpc_seconds)
+            file_mib = (repository / retrieval_grpc.MODEL / "1" / index.path).stat().st_size / 2**20
+        shown = ", ".join(f"{k}={v}" for k, v in index.parameters.items() if k != "bias_column")
+        for method, served, recall, build in (
+            ("gRPC exact (torchscript, whole catalogue)", exact, 1.0, None),
+            (f"gRPC ivf ({shown})", indexed, index.recall_at_10, index.build_seconds),
+        ):
+            rows.append(
+                Row(
+                    size,
+                    method,
+                    recall,
+                    served.calls_s_c1,
+                    served.p50_ms,
+                    served.p99_ms,
+                    qps_batch64=served.calls_s_c64,
+                    build_s=build,
+                    file_mib=file_mib if build is not None else None,
+                    rss_mib=served.rss_mib,
+                    note=f"server USS {served.uss_mib:,.0f} MiB; c=1 / c=64 calls/s; {served.errors} errors",
+                )
+            )
+            print(format_table(rows[-1:]).splitlines()[-1], flush=True)
+    return rows
 
 
 def format_table(rows: list[Row]) -> str:
@@ -197,6 +235,10 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--exact-queries", type=int, default=100, help="users timed for exact scoring")
     parser.add_argument("--seed", type=int, default=0, help="vector seed")
     parser.add_argument("--out", type=Path, default=Path("out/bench/retrieval"), help="folder for index files")
+    parser.add_argument("--grpc-sizes", default="100000,1000000", help="catalogue sizes served over gRPC ('' skips)")
+    parser.add_argument("--grpc-users", type=int, default=2000, help="users of the served versions")
+    parser.add_argument("--grpc-nprobe", type=int, default=64, help="IVF cells searched per query by the server")
+    parser.add_argument("--grpc-seconds", type=float, default=5.0, help="measured seconds per concurrency step")
     args = parser.parse_args(argv)
     args.out.mkdir(parents=True, exist_ok=True)
     rows: list[Row] = []
@@ -212,7 +254,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(format_table(rows[-1:]).splitlines()[-1], flush=True)
         del items, users
     rows.extend(grpc_rows(args))
-    print(f"\n{args.vectors} vectors, d={args.dim}, k={K}, in-process (no gRPC)\n")
+    print(f"\n{args.vectors} vectors, d={args.dim}, k={K}; gRPC rows through python -m server (see grpc_rows)\n")
     print(format_table(rows))
 
 

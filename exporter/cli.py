@@ -11,6 +11,8 @@ from pathlib import Path
 from exporter.errors import ExportError, ExportInputError
 from exporter.export import ExportResult, export_run
 from exporter.formats import FORMATS, format_label
+from exporter.retrieval import DEFAULT_MIN_ITEMS, RetrievalOptions
+from exporter.retrieval_index import KINDS, IndexSpec
 from protos.recsys.v1 import model_config_pb2 as mc
 from trainer import architecture as architectures
 
@@ -48,8 +50,36 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--name", default=None, help="model name in the repository, for a single --model; None: the architecture's name"
     )
+    retrieval = parser.add_argument_group("retrieval index (large catalogues)")
+    retrieval.add_argument(
+        "--retrieval-min-items",
+        type=int,
+        default=None,
+        metavar="N",
+        help=f"build a faiss index for Recommend by user id when the catalogue has at least N items, and serve "
+        f"from it at that size (None: {DEFAULT_MIN_ITEMS:,}, skipped with a warning when faiss is missing; "
+        "given: faiss is required)",
+    )
+    retrieval.add_argument("--retrieval-kind", choices=KINDS, default="ivf", help="index structure")
+    retrieval.add_argument(
+        "--retrieval-recall-floor",
+        type=float,
+        default=0.9,
+        help="fail the export when the index's recall@10 against the exact top-10 of stored users is lower",
+    )
     parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
     return parser
+
+
+def retrieval_options(args: argparse.Namespace) -> RetrievalOptions:
+    """The retrieval settings of the parsed flags."""
+    explicit = args.retrieval_min_items is not None
+    return RetrievalOptions(
+        min_items=args.retrieval_min_items if explicit else DEFAULT_MIN_ITEMS,
+        spec=IndexSpec(kind=args.retrieval_kind),
+        recall_floor=args.retrieval_recall_floor,
+        required=explicit,
+    )
 
 
 def _parity_lines(result: ExportResult) -> list[str]:
@@ -71,6 +101,16 @@ def _parity_lines(result: ExportResult) -> list[str]:
     ]
 
 
+def _retrieval_lines(config: mc.ModelConfig) -> list[str]:
+    if not config.HasField("retrieval_index"):
+        return []
+    index = config.retrieval_index
+    return [
+        f"  retrieval index: {index.path} ({index.kind}, recall@10 {index.recall_at_10:.3f} over "
+        f"{index.recall_users} users) serves {index.signature} from {index.min_num_items:,} items"
+    ]
+
+
 def describe(result: ExportResult) -> str:
     """What one export wrote: folder, files, ONNX opset and parity figures."""
     config = result.config
@@ -80,6 +120,7 @@ def describe(result: ExportResult) -> str:
         f"wrote {result.name} version {result.version} at {result.path}",
         f"  artifacts: {files} + {len(config.side_files)} side files",
         f"  onnx opset: {', '.join(map(str, opsets)) if opsets else 'n/a (no onnx)'}",
+        *_retrieval_lines(config),
         f"  parity over {len(result.parity.checks)} checks (tolerance {result.parity.tolerance:g}):",
         *_parity_lines(result),
     ]
@@ -93,7 +134,14 @@ def main(argv: Sequence[str] | None = None) -> int:
         level=logging.INFO if args.verbose else logging.WARNING, format="%(levelname)s %(name)s: %(message)s"
     )
     try:
-        results = export_run(args.run, args.repository, args.model, name=args.name, formats=args.formats)
+        results = export_run(
+            args.run,
+            args.repository,
+            args.model,
+            name=args.name,
+            formats=args.formats,
+            retrieval=retrieval_options(args),
+        )
     except ExportInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

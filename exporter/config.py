@@ -46,6 +46,7 @@ def build_config(
     hyperparameters: Mapping[str, object],
     source_checkpoint_sha256: str,
     parity: mc.Parity,
+    retrieval_index: mc.RetrievalIndex | None = None,
 ) -> mc.ModelConfig:
     """Assemble a version's config; the version number and creation time are set at publish time.
 
@@ -62,6 +63,7 @@ def build_config(
         hyperparameters: the model's constructor arguments (stored as strings).
         source_checkpoint_sha256: hash of the checkpoint exported.
         parity: the parity figures of the artifacts.
+        retrieval_index: the version's ANN index, when one was built (``exporter.retrieval``).
 
     Returns:
         The config with ``version`` 0 and no ``created_at`` yet (see :func:`stamp`).
@@ -82,6 +84,7 @@ def build_config(
         parity=parity,
         hyperparameters={key: str(value) for key, value in hyperparameters.items()},
         exporter_version=exporter_version(),
+        retrieval_index=retrieval_index,
     )
 
 

@@ -12,6 +12,7 @@ import logging
 from collections.abc import Sequence
 from pathlib import Path
 
+import numpy as np
 from tqdm import tqdm
 
 from exporter.artifacts import write_artifacts
@@ -20,7 +21,9 @@ from exporter.errors import ExportInputError
 from exporter.formats import FORMATS
 from exporter.inputs import ModelShape
 from exporter.parity import PARITY_TOLERANCE, check_parity
+from exporter.ranking_tables import find_ranking_tables
 from exporter.repository import prepare_repository, publish, staging_folder, validate_model_name
+from exporter.retrieval import RetrievalOptions, build_retrieval_index, wants_index
 from exporter.side_files import side_file_arrays, write_side_files
 from protos.recsys.v1 import model_config_pb2 as mc
 from trainer import architecture as architectures
@@ -128,6 +131,7 @@ def export_checkpoint(
     name: str | None = None,
     formats: Sequence[str] = ("onnx", "torchscript"),
     tolerance: float = PARITY_TOLERANCE,
+    retrieval: RetrievalOptions | None = None,
 ) -> ExportResult:
     """Export one training checkpoint as the next version of a model in a repository.
 
@@ -137,6 +141,7 @@ def export_checkpoint(
         name: model name; defaults to the architecture (``mf``, ``dense``, ``lstm``, ``gcn``).
         formats: artifact formats to write, from ``onnx`` and ``torchscript``.
         tolerance: largest allowed difference from the eager model, in stars.
+        retrieval: when to build a retrieval index and how; None for the defaults (from 100K items).
 
     Returns:
         The published version.
@@ -150,12 +155,18 @@ def export_checkpoint(
         validate_model_name(name)
     loaded = load_for_export(checkpoint)
     repository = prepare_repository(repository)  # only now: a bad checkpoint must not leave an empty folder
-    return _export_loaded(loaded, repository, name or loaded.architecture, formats, tolerance)
+    return _export_loaded(loaded, repository, name or loaded.architecture, formats, tolerance, retrieval)
 
 
 def _export_loaded(
-    loaded: Checkpoint, repository: Path, name: str, formats: Sequence[str], tolerance: float
+    loaded: Checkpoint,
+    repository: Path,
+    name: str,
+    formats: Sequence[str],
+    tolerance: float,
+    retrieval: RetrievalOptions | None = None,
 ) -> ExportResult:
+    retrieval = retrieval or RetrievalOptions()
     validate_model_name(name)
     shape = _model_shape(loaded)
     arrays = side_file_arrays(
@@ -175,12 +186,20 @@ def _export_loaded(
     )
     declaration = architectures.get(loaded.architecture)
     serving = loaded.model.serving_module(histories)
+    tables = find_ranking_tables(serving, declaration, shape.num_users)
+    if tables is not None:
+        arrays = {**arrays, **tables.side_file_arrays()}
+    indexed = wants_index(tables, shape.num_items, retrieval)
     with staging_folder(repository, name) as staging:
         written = write_artifacts(serving.eval(), declaration, shape, formats, staging)
         side_files = write_side_files(arrays, staging)
         parity = check_parity(
             loaded.model, declaration, shape, written.runners, histories=histories, tolerance=tolerance
         )
+        retrieval_index = None
+        if indexed:
+            counts = np.diff(arrays[mc.SIDE_FILE_KIND_HISTORY_OFFSETS])
+            retrieval_index = build_retrieval_index(tables, counts, staging, retrieval)
         config = build_config(
             name=name,
             architecture=declaration,
@@ -194,6 +213,7 @@ def _export_loaded(
             hyperparameters=loaded.hparams,
             source_checkpoint_sha256=loaded.sha256,
             parity=parity,
+            retrieval_index=retrieval_index,
         )
         version, path = publish(staging, repository, name, lambda v, folder: write_config(stamp(config, v), folder))
     return ExportResult(name=name, version=version, path=path, config=read_config(path))
@@ -232,6 +252,7 @@ def export_run(
     name: str | None = None,
     formats: Sequence[str] = ("onnx", "torchscript"),
     tolerance: float = PARITY_TOLERANCE,
+    retrieval: RetrievalOptions | None = None,
 ) -> list[ExportResult]:
     """Export the checkpoints of a training run, one model per architecture.
 
@@ -246,6 +267,7 @@ def export_run(
         name: model name; only with a single model (default: its architecture).
         formats: artifact formats, from ``onnx`` and ``torchscript``.
         tolerance: largest allowed difference from the eager model, in stars.
+        retrieval: when to build a retrieval index and how; None for the defaults (from 100K items).
 
     Returns:
         The published versions, in architecture order.
@@ -264,5 +286,7 @@ def export_run(
     repository = prepare_repository(repository)
     results = []
     for checkpoint in tqdm(loaded, desc="export", unit="model", disable=None):
-        results.append(_export_loaded(checkpoint, repository, name or checkpoint.architecture, formats, tolerance))
+        results.append(
+            _export_loaded(checkpoint, repository, name or checkpoint.architecture, formats, tolerance, retrieval)
+        )
     return results

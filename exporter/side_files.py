@@ -1,4 +1,4 @@
-"""Side files: the id maps, training histories and popularity the server needs beside the model, as .npy.
+"""Side files: the id maps, training histories, popularity and ranking tables the server reads, as .npy.
 
 Plain ``.npy`` arrays, never pickles, so ``np.load(path, allow_pickle=False)`` reads them in any
 process without trusting the file. Ids are numpy unicode arrays (dtype ``<U``), not object arrays.
@@ -22,6 +22,9 @@ SIDE_FILE_NAMES: dict[int, str] = {
     mc.SIDE_FILE_KIND_HISTORY_OFFSETS: "history_offsets.npy",
     mc.SIDE_FILE_KIND_HISTORY_ITEMS: "history_items.npy",
     mc.SIDE_FILE_KIND_HISTORY_RATINGS: "history_ratings.npy",
+    mc.SIDE_FILE_KIND_RANKING_USER_VECTORS: "ranking_user_vectors.npy",
+    mc.SIDE_FILE_KIND_RANKING_ITEM_VECTORS: "ranking_item_vectors.npy",
+    mc.SIDE_FILE_KIND_RANKING_ITEM_BIAS: "ranking_item_bias.npy",
 }
 
 
@@ -89,7 +92,8 @@ def write_side_files(arrays: dict[int, np.ndarray], folder: Path) -> list[mc.Sid
     """Save each array as ``folder/<name>.npy`` and describe it with its SHA-256.
 
     Args:
-        arrays: SideFileKind -> array, from :func:`side_file_arrays`.
+        arrays: SideFileKind -> array, from :func:`side_file_arrays`, plus the ranking tables
+            (``RankingTables.side_file_arrays``) when the version has them.
         folder: the version's staging folder.
 
     Returns:
@@ -97,6 +101,8 @@ def write_side_files(arrays: dict[int, np.ndarray], folder: Path) -> list[mc.Sid
     """
     described = []
     for kind, name in SIDE_FILE_NAMES.items():
+        if kind not in arrays:
+            continue
         path = folder / name
         np.save(path, arrays[kind], allow_pickle=False)
         described.append(mc.SideFile(kind=kind, path=name, sha256=sha256_file(path)))

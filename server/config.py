@@ -159,6 +159,13 @@ class ServerConfig:
             "bounding the model's intermediate memory"
         ),
     )
+    retrieval_min_items: int = field(
+        default=-1,
+        metadata=_meta(
+            "serve Recommend by user id from a version's retrieval index from this many catalogue items; "
+            "-1 takes each version's own retrieval_index.min_num_items; above every catalogue: always exact"
+        ),
+    )
     reflection: bool = field(
         default=True, metadata=_meta("offer gRPC server reflection (for grpcurl-style tools, no .proto needed)")
     )
@@ -241,17 +248,18 @@ class ServerConfig:
         for name in positive:
             if getattr(self, name) < 1:
                 raise ConfigError(f"{name} must be at least 1, got {getattr(self, name)}")
-        not_negative = (
-            "max_queue_delay_us",
-            "poll_interval_s",
-            "grace_s",
-            "drain_delay_s",
-            "intra_op_threads",
-            "inline_max_us",
-        )
-        for name in not_negative:
-            if getattr(self, name) < 0:
-                raise ConfigError(f"{name} must be 0 or more, got {getattr(self, name)}")
+        floors = {
+            "max_queue_delay_us": 0,
+            "poll_interval_s": 0,
+            "grace_s": 0,
+            "drain_delay_s": 0,
+            "intra_op_threads": 0,
+            "inline_max_us": 0,
+            "retrieval_min_items": -1,  # -1: each version's own threshold
+        }
+        for name, floor in floors.items():
+            if getattr(self, name) < floor:
+                raise ConfigError(f"{name} must be {floor} or more, got {getattr(self, name)}")
         self._validate_combinations()
 
     def _validate_combinations(self) -> None:

@@ -22,6 +22,7 @@ from server.batching import DynamicBatcher
 from server.catalog import Catalog
 from server.engine import InferenceEngine, KindArrays
 from server.errors import InvalidInput
+from server.retrieval import UserRetrieval
 from server.signatures import ServedSignature
 
 _LOGGER = logging.getLogger(__name__)
@@ -90,6 +91,8 @@ class ServedModel:
         catalog: Ids, histories and popularity.
         engine: Signatures, batchers and runtime.
         limits: Rows per call and message size.
+        retrieval: Serves Recommend by user id from a retrieval index instead of scoring every item
+            (large catalogues, see ``loader.uses_retrieval_index``); None scores the catalogue.
         inflight: Calls currently using this version; the registry waits for 0 before unloading.
     """
 
@@ -97,6 +100,7 @@ class ServedModel:
     catalog: Catalog
     engine: InferenceEngine
     limits: RequestLimits
+    retrieval: UserRetrieval | None = None
     inflight: int = field(default=0)
 
     @property
@@ -223,15 +227,28 @@ class ServedModel:
     async def _recommend_users(
         self, query: RecommendQuery, user_ids: Sequence[str], users: np.ndarray, candidates: np.ndarray | None
     ) -> list[Ranked]:
-        signature = self.engine.routes.recommend_users
-        scores = await self.engine.run(signature, self._user_arrays(signature, users))
-        if query.exclude_seen:
-            ranking.mask_pairs(scores, *self.catalog.seen_pairs(users))
-        top = ranking.top_k(scores, query.k, candidates)
+        top = await self._rank_users(users, query.k, query.exclude_seen, candidates)
         return [
             Ranked(user_id, self._item_ids(items), values)
             for user_id, (items, values) in zip(user_ids, top, strict=True)
         ]
+
+    async def _rank_users(
+        self, users: np.ndarray, k: int, exclude_seen: bool, candidates: np.ndarray | None
+    ) -> list[tuple[np.ndarray, np.ndarray]]:
+        """Each user's top-k (item indices, scores), from the retrieval index or by scoring the catalogue.
+
+        The index answers when the version serves from one (``retrieval``, large catalogues); both ways
+        leave out seen items and non-candidates and give ``min(k, eligible items)`` per user, scored alike.
+        """
+        seen = self.catalog.seen_pairs(users) if exclude_seen else None
+        if self.retrieval is not None:
+            return await self.retrieval.top_k(users, k, seen, candidates)
+        signature = self.engine.routes.recommend_users
+        scores = await self.engine.run(signature, self._user_arrays(signature, users))
+        if seen is not None:
+            ranking.mask_pairs(scores, *seen)
+        return ranking.top_k(scores, k, candidates)
 
     async def _recommend_histories(self, query: RecommendQuery, candidates: np.ndarray | None) -> list[Ranked]:
         signature = self.engine.routes.recommend_histories

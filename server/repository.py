@@ -153,17 +153,28 @@ def artifact_files(config: mc.ModelConfig, folder: Path, backend: str) -> dict[s
     return files
 
 
-def load_side_files(config: mc.ModelConfig, folder: Path) -> dict[int, np.ndarray]:
+def load_side_files(
+    config: mc.ModelConfig, folder: Path, *, mmap: bool = False, skip: frozenset[int] = frozenset()
+) -> dict[int, np.ndarray]:
     """Loads every side file (``SideFileKind`` -> array) after checking its hash.
+
+    Args:
+        config: The version's config.
+        folder: Its folder.
+        mmap: Memory-map the arrays read-only instead of reading them (large versions: processes serving
+            the same version then share one copy of the pages).
+        skip: Kinds not to load (nor check), e.g. the ranking tables of a version scored exactly.
 
     Raises:
         ModelLoadError: a side file is missing, fails its check or is not a plain ``.npy`` array.
     """
     arrays: dict[int, np.ndarray] = {}
     for side in config.side_files:
+        if side.kind in skip:
+            continue
         path = checked_file(folder, side.path, side.sha256)
         try:
-            arrays[side.kind] = np.load(path, allow_pickle=False)
+            arrays[side.kind] = np.load(path, mmap_mode="r" if mmap else None, allow_pickle=False)
         except (OSError, ValueError) as error:
             raise ModelLoadError(f"{side.path}: not a NumPy array loadable without pickle: {error}") from error
     return arrays

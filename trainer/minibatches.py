@@ -177,26 +177,27 @@ class UserRankingBatches:
             )
 
 
-class SequenceRankingBatches:
-    """Batches of time-ordered history windows for next-items training.
+class ContextRankingBatches:
+    """Batches of users whose histories are split into a context the ranking head reads and items it must rank.
 
-    Each user contributes one window per epoch of at most ``max_history_length + 1`` consecutive events,
-    ending at a random point of the history (the most recent window is the likeliest for short
-    histories, every part of a long one is seen over epochs). Query ``b * T + t`` is the state after
-    reading events ``0..t`` of window ``b``; its positives are the next ``horizon`` events of the window,
-    each weighted by its rating. ``horizon=1`` is next-item training (GRU4Rec, Hidasi et al. 2016); a
-    longer horizon asks the state for what the user will choose over the coming events, in any order,
-    which is what a top-10 list is judged on.
+    Every epoch each user's history is cut at a random point in its second half; events before the cut
+    are the context, in time order, except a random ``holdout_fraction`` of them, which become targets
+    together with the ``horizon`` events after the cut. One query per user: the head's state after the
+    context (its most recent ``max_history_length`` events). Targets before the cut teach what a history
+    says about the rest of the user's taste (what a random split holds out); targets after it, what comes
+    next (what a temporal split holds out). Next-item training alone (GRU4Rec's) reached Recall@10
+    0.09-0.12 on MovieLens 100K u1, below popularity: that split's held-out items lie anywhere in time.
 
     ``inputs`` are ``(history_items int64 [B, T], history_ratings float32 [B, T], lengths int64 [B])``.
 
     Args:
         train: the ratings to fit.
-        batch_size: windows per batch.
-        max_history_length: longest window read, T.
+        batch_size: users per batch.
+        max_history_length: longest context read.
         relevant_rating: ratings at or above this weigh 1.
         low_rating_weight: weight of lower ratings as targets.
-        horizon: following events each step predicts (>= 1).
+        horizon: events after the cut that are targets.
+        holdout_fraction: share of the context's events moved to the targets.
     """
 
     def __init__(
@@ -206,54 +207,60 @@ class SequenceRankingBatches:
         max_history_length: int,
         relevant_rating: float,
         low_rating_weight: float,
-        horizon: int = 1,
+        horizon: int = 20,
+        holdout_fraction: float = 0.2,
     ) -> None:
-        if batch_size < 1 or max_history_length < 1 or horizon < 1:
-            raise ValueError("batch_size, max_history_length and horizon must be positive")
+        if batch_size < 1 or max_history_length < 1 or horizon < 0:
+            raise ValueError("batch_size and max_history_length must be positive, horizon >= 0")
+        if not 0.0 <= holdout_fraction < 1.0:
+            raise ValueError(f"holdout_fraction must be in [0, 1), got {holdout_fraction}")
         self.histories = train.histories()
         self.weights = positive_weights(self.histories.ratings, relevant_rating, low_rating_weight)
         self.users = np.flatnonzero(self.histories.lengths() > 1)
         self.batch_size = batch_size
         self.max_history_length = max_history_length
-        self.horizon = min(horizon, max_history_length)
+        self.horizon = horizon
+        self.holdout_fraction = holdout_fraction
 
     def __len__(self) -> int:
         return -(-len(self.users) // self.batch_size)
 
+    def _split(self, user: int, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+        """(context event positions, target event positions) of one user, absolute indices into the CSR arrays."""
+        start, end = int(self.histories.offsets[user]), int(self.histories.offsets[user + 1])
+        length = end - start
+        cut = int(rng.integers((length + 1) // 2, length + 1))
+        before = np.arange(start, start + cut)
+        held = rng.random(cut) < self.holdout_fraction
+        if held.all():
+            held[-1] = False
+        after = np.arange(start + cut, min(start + cut + self.horizon, end))
+        return before[~held][-self.max_history_length :], np.concatenate([before[held], after])
+
     def epoch(self, rng: np.random.Generator) -> Iterator[RankingBatch]:
-        """One window per user with two or more events, in a random order."""
-        width = self.max_history_length + 1
-        offsets, lengths = self.histories.offsets, self.histories.lengths()
+        """One pass over the users with two or more events, in a random order."""
         order = rng.permutation(self.users)
-        ahead = np.arange(1, self.horizon + 1)
         for first in range(0, len(order), self.batch_size):
             users = order[first : first + self.batch_size]
-            length = lengths[users]
-            window = np.minimum(length, width)
-            # The window's end: uniform over the positions that leave a full window (the last for short ones).
-            end = window + (rng.random(len(users)) * (length - window + 1)).astype(np.int64)
-            steps = np.arange(width)[None, :]
-            real = steps < window[:, None]
-            source = np.where(real, offsets[users, None] + end[:, None] - window[:, None] + steps, 0)
-            items = np.where(real, self.histories.items[source], 0)
-            ratings = np.where(real, self.histories.ratings[source], 0.0).astype(np.float32)
-            weights = np.where(real, self.weights[source], 0.0)
-            context = np.maximum(window - 1, 1)
-            t = int(context.max())
-            # (window, step, event) with step < event <= step + horizon inside the window.
-            target = np.arange(t)[None, :, None] + ahead[None, None, :]
-            valid = target < window[:, None, None]
-            clipped = np.broadcast_to(np.minimum(target, width - 1), valid.shape)
-            rows_b = np.broadcast_to(np.arange(len(users))[:, None, None], clipped.shape)
-            valid &= weights[rows_b, clipped] > 0
-            batch_rows, step, offset = np.nonzero(valid)
-            event = step + offset + 1
+            splits = [self._split(int(user), rng) for user in users]
+            lengths = np.array([len(context) for context, _ in splits], dtype=np.int64)
+            width = int(lengths.max())
+            items = np.zeros((len(users), width), np.int64)
+            ratings = np.zeros((len(users), width), np.float32)
+            rows, targets = [], []
+            for row, (context, target) in enumerate(splits):
+                items[row, : len(context)] = self.histories.items[context]
+                ratings[row, : len(context)] = self.histories.ratings[context]
+                target = target[self.weights[target] > 0]
+                rows.append(np.full(len(target), row, np.int64))
+                targets.append(target)
+            target = np.concatenate(targets)
             yield RankingBatch(
-                (torch.from_numpy(items[:, :t]), torch.from_numpy(ratings[:, :t]), torch.from_numpy(context)),
+                (torch.from_numpy(items), torch.from_numpy(ratings), torch.from_numpy(lengths)),
                 Positives(
-                    torch.from_numpy(batch_rows * t + step),
-                    torch.from_numpy(items[batch_rows, event]),
-                    torch.from_numpy(weights[batch_rows, event].astype(np.float32)),
+                    torch.from_numpy(np.concatenate(rows)),
+                    torch.from_numpy(self.histories.items[target]),
+                    torch.from_numpy(self.weights[target]),
                 ),
-                np.repeat(users, t),
+                users,
             )

@@ -40,7 +40,7 @@ def test_cli_exports_and_reports_files_opset_and_parity(
     assert f"wrote mf version 1 at {repository.absolute() / 'mf' / '1'}" in out
     assert "wrote gcn version 1" in out
     assert out.count("onnx opset: 17") == 2
-    assert "predict.onnx, recommend.onnx, model.pt + 6 side files" in out
+    assert "predict.onnx, recommend.onnx, model.pt + 9 side files" in out
     for label in ("onnx        predict", "onnx        recommend", "torchscript predict", "torchscript recommend"):
         assert label in out
     assert out.count("parity over 12 checks") == 2  # 2 formats x 2 signatures x 3 batch sizes

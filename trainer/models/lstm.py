@@ -21,7 +21,7 @@ from trainer.architecture import Architecture, SignatureDeclaration, register
 from trainer.config import RankingConfig, TrainConfig
 from trainer.data.interactions import Interactions, UserHistories
 from trainer.losses import Towers
-from trainer.minibatches import HistoryBatches, SequenceRankingBatches
+from trainer.minibatches import ContextRankingBatches, HistoryBatches
 from trainer.models._base import HParam, RatingModel, as_index, check_index, independent_random_stream
 from trainer.models.heads import BiasedDotRating, FrozenDotRanking, biased_dot, dot_scores, freeze
 
@@ -93,33 +93,57 @@ class HistoryEncoder(nn.Module):
 
 
 class SequenceRanking(nn.Module):
-    """Next-item head: a :class:`HistoryEncoder` state scored against output item vectors, ``<h, w_i> + b_i``.
+    """Next-items head: an LSTM state plus a bag of the items read so far, scored as ``<q, w_i> + b_i``.
+
+    The query after a history of n events is ``u(h_n) + tanh(sum_s e_s / sqrt(n) + c)``: the
+    :class:`HistoryEncoder` state carries the order (what was watched last), the normalised bag what the
+    whole history says about the user's taste (Mult-DAE's encoder, Liang et al. 2018), whose events are
+    dropped with probability ``bag_dropout`` in training.
 
     Args:
         encoder: its own history encoder.
         num_items: number of item indices.
-        dim: size of the state and of the item vectors.
+        dim: size of the state, the bag and the item vectors.
+        bag_dropout: share of the bag's items dropped in training.
     """
 
-    def __init__(self, encoder: HistoryEncoder, num_items: int, dim: int) -> None:
+    def __init__(self, encoder: HistoryEncoder, num_items: int, dim: int, bag_dropout: float = 0.5) -> None:
         super().__init__()
         self.encoder = encoder
         self.items = nn.Embedding(num_items, dim)
         self.item_bias = nn.Parameter(torch.zeros(num_items))
+        self.bag = nn.Embedding(num_items, dim)
+        self.bag_bias = nn.Parameter(torch.zeros(dim))
+        self.bag_dropout = float(bag_dropout)
         self.init_std = 0.05
 
     def reset_parameters(self) -> None:
         """Normal embeddings, zero biases, PyTorch defaults for the LSTM and the state projection."""
-        for table in (self.encoder.item_in, self.encoder.item_dev, self.items):
+        for table in (self.encoder.item_in, self.encoder.item_dev, self.items, self.bag):
             nn.init.normal_(table.weight, std=self.init_std)
         self.encoder.lstm.reset_parameters()
         self.encoder.user_vector.reset_parameters()
         nn.init.zeros_(self.item_bias)
+        nn.init.zeros_(self.bag_bias)
 
-    def towers(self, history_items: torch.Tensor, history_ratings: torch.Tensor) -> Towers:
-        """One query per (window, step); the penalty is the output item table's mean squared norm."""
-        queries = self.encoder.step_vectors(history_items, history_ratings).reshape(-1, self.items.embedding_dim)
-        return Towers(queries, self.items.weight, self.item_bias, self.items.weight.pow(2).sum(-1).mean())
+    def forward(
+        self, history_items: torch.Tensor, history_ratings: torch.Tensor, lengths: torch.Tensor
+    ) -> torch.Tensor:
+        """The query after each row's whole history: [B, T], [B, T], [B] -> float32 [B, dim]."""
+        state, _ = self.encoder(history_items, history_ratings, lengths)
+        positions = torch.arange(history_items.size(1), device=history_items.device).unsqueeze(0)
+        real = (positions < lengths.unsqueeze(1)).to(state.dtype).unsqueeze(-1)
+        if self.training and self.bag_dropout:
+            real = F.dropout(real, self.bag_dropout, True)
+        summed = (self.bag(history_items) * real).sum(dim=1)
+        scale = lengths.clamp(min=1).to(state.dtype).rsqrt().unsqueeze(1)
+        return state + torch.tanh(summed * scale + self.bag_bias)
+
+    def towers(self, history_items: torch.Tensor, history_ratings: torch.Tensor, lengths: torch.Tensor) -> Towers:
+        """One query per context; the penalty is the item tables' mean squared norms."""
+        queries = self(history_items, history_ratings, lengths)
+        penalty = self.items.weight.pow(2).sum(-1).mean() + self.bag.weight.pow(2).sum(-1).mean()
+        return Towers(queries, self.items.weight, self.item_bias, penalty)
 
 
 class LSTMRecommender(RatingModel):
@@ -144,7 +168,7 @@ class LSTMRecommender(RatingModel):
         ranking_dim: the ranking head's embedding and state size.
         ranking_hidden_dim: the ranking head's LSTM state size.
         ranking_dropout: the ranking head's dropout, in training.
-        ranking_horizon: following events each history step is trained to predict (1 = next item).
+        ranking_horizon: events after a random cut of the history the ranking head is trained to rank.
     """
 
     architecture = "lstm"
@@ -164,7 +188,7 @@ class LSTMRecommender(RatingModel):
         ranking_dim: int = 64,
         ranking_hidden_dim: int = 128,
         ranking_dropout: float = 0.3,
-        ranking_horizon: int = 1,
+        ranking_horizon: int = 20,
     ) -> None:
         super().__init__()
         sizes = (num_items, dim, hidden_dim, num_layers, max_history_length, ranking_dim, ranking_hidden_dim)
@@ -308,8 +332,9 @@ class LSTMRecommender(RatingModel):
     ) -> torch.Tensor:
         """Ranking scores of every item from one pass of the ranking encoder: [B, T], [B, T], [B] -> [B, num_items]."""
         self._check(history_items, lengths)
-        state, _ = self.ranking.encoder(history_items, history_ratings, lengths)
-        return dot_scores(state, self.ranking.items.weight, self.ranking.item_bias)
+        return dot_scores(
+            self.ranking(history_items, history_ratings, lengths), self.ranking.items.weight, self.ranking.item_bias
+        )
 
     def _stored(self, users: np.ndarray | torch.Tensor, histories: UserHistories) -> tuple[torch.Tensor, ...]:
         padded = histories.padded(as_index(users).numpy(), self.max_history_length)
@@ -336,9 +361,9 @@ class LSTMRecommender(RatingModel):
         """Ranking scores of every item from each user's stored history: int64 [B] -> float32 [B, num_items]."""
         return self.recommend(*self._stored(users, histories))
 
-    def ranking_batches(self, train: Interactions, config: RankingConfig) -> SequenceRankingBatches:
-        """History windows whose every step's positive is the next item."""
-        return SequenceRankingBatches(
+    def ranking_batches(self, train: Interactions, config: RankingConfig) -> ContextRankingBatches:
+        """Histories split into a context to read and the held-out and following items to rank."""
+        return ContextRankingBatches(
             train,
             config.batch_size,
             self.max_history_length,
@@ -348,8 +373,8 @@ class LSTMRecommender(RatingModel):
         )
 
     def ranking_towers(self, inputs: tuple[torch.Tensor, ...]) -> Towers:
-        """Queries of every step of the batch's windows (``inputs`` are items, ratings, lengths)."""
-        return self.ranking.towers(inputs[0], inputs[1])
+        """Queries of the batch's contexts (``inputs`` are items, ratings, lengths)."""
+        return self.ranking.towers(*inputs)
 
     @torch.no_grad()
     def encode_histories(
@@ -378,7 +403,7 @@ class LSTMRecommender(RatingModel):
         lengths = np.minimum(histories.lengths(), self.max_history_length)
         users = np.flatnonzero(lengths > 0)
         order = users[np.argsort(lengths[users], kind="stable")]
-        user_vector = torch.zeros(histories.num_users, encoder.user_vector.out_features)
+        user_vector = torch.zeros(histories.num_users, self._out_features(encoder))
         user_bias = torch.zeros(histories.num_users)
         was_training = self.training
         self.eval()
@@ -394,16 +419,38 @@ class LSTMRecommender(RatingModel):
             self.train(was_training)
         return user_vector, user_bias
 
+    @staticmethod
+    def _out_features(encoder: nn.Module) -> int:
+        return (
+            encoder.head.items.embedding_dim
+            if isinstance(encoder, _QueryAsEncoder)
+            else encoder.user_vector.out_features
+        )
+
     def serving_module(self, histories: UserHistories) -> LSTMServing:
         """A frozen copy for export: one method per signature, the stored users' states encoded here."""
         rating_vector, rating_bias = self.encode_histories(self.encoder, histories)
-        ranking_vector, _ = self.encode_histories(self.ranking.encoder, histories)
+        ranking_vector, _ = self.encode_histories(_QueryAsEncoder(self.ranking), histories)
         item_factors, item_bias = self.item_factors.weight, self.item_bias.weight[:, 0]
         stored_rating = BiasedDotRating(
             rating_vector, item_factors, rating_bias, item_bias, self.global_mean, self.rating_min, self.rating_max
         )
         stored_ranking = FrozenDotRanking(ranking_vector, self.ranking.items.weight, self.ranking.item_bias)
         return LSTMServing(self, stored_rating, stored_ranking).eval()
+
+
+class _QueryAsEncoder(nn.Module):
+    """The ranking head's final query in an encoder's ``(vector, bias)`` shape, so users' states encode alike."""
+
+    def __init__(self, head: SequenceRanking) -> None:
+        super().__init__()
+        self.head = head
+
+    def forward(
+        self, history_items: torch.Tensor, history_ratings: torch.Tensor, lengths: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        query = self.head(history_items, history_ratings, lengths)
+        return query, query.new_zeros(query.size(0))
 
 
 class LSTMServing(nn.Module):
@@ -423,7 +470,7 @@ class LSTMServing(nn.Module):
     def __init__(self, model: LSTMRecommender, stored_rating: nn.Module, stored_ranking: nn.Module) -> None:
         super().__init__()
         self.encoder = copy.deepcopy(model.encoder).eval()
-        self.ranking_encoder = copy.deepcopy(model.ranking.encoder).eval()
+        self.ranking_head = copy.deepcopy(model.ranking).eval()
         freeze(
             self,
             item_factors=model.item_factors.weight,
@@ -452,8 +499,9 @@ class LSTMServing(nn.Module):
         self, history_items: torch.Tensor, history_ratings: torch.Tensor, lengths: torch.Tensor
     ) -> torch.Tensor:
         """Ranking scores over the catalogue: [B, T], [B, T], [B] -> float32 [B, num_items]."""
-        state, _ = self.ranking_encoder(history_items, history_ratings, lengths)
-        return dot_scores(state, self.ranking_items, self.ranking_bias)
+        return dot_scores(
+            self.ranking_head(history_items, history_ratings, lengths), self.ranking_items, self.ranking_bias
+        )
 
     @torch.jit.export
     def predict_user(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:

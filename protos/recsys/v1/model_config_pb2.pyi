@@ -48,6 +48,9 @@ class SideFileKind(int, metaclass=_enum_type_wrapper.EnumTypeWrapper):
     SIDE_FILE_KIND_HISTORY_OFFSETS: _ClassVar[SideFileKind]
     SIDE_FILE_KIND_HISTORY_ITEMS: _ClassVar[SideFileKind]
     SIDE_FILE_KIND_HISTORY_RATINGS: _ClassVar[SideFileKind]
+    SIDE_FILE_KIND_RANKING_USER_VECTORS: _ClassVar[SideFileKind]
+    SIDE_FILE_KIND_RANKING_ITEM_VECTORS: _ClassVar[SideFileKind]
+    SIDE_FILE_KIND_RANKING_ITEM_BIAS: _ClassVar[SideFileKind]
 DATA_TYPE_UNSPECIFIED: DataType
 DATA_TYPE_INT64: DataType
 DATA_TYPE_FLOAT32: DataType
@@ -75,6 +78,9 @@ SIDE_FILE_KIND_ITEM_POPULARITY: SideFileKind
 SIDE_FILE_KIND_HISTORY_OFFSETS: SideFileKind
 SIDE_FILE_KIND_HISTORY_ITEMS: SideFileKind
 SIDE_FILE_KIND_HISTORY_RATINGS: SideFileKind
+SIDE_FILE_KIND_RANKING_USER_VECTORS: SideFileKind
+SIDE_FILE_KIND_RANKING_ITEM_VECTORS: SideFileKind
+SIDE_FILE_KIND_RANKING_ITEM_BIAS: SideFileKind
 
 class TensorSpec(_message.Message):
     __slots__ = ("name", "dtype", "shape", "description", "kind")
@@ -162,8 +168,43 @@ class Parity(_message.Message):
     checks: _containers.RepeatedCompositeFieldContainer[ParityCheck]
     def __init__(self, tolerance: _Optional[float] = ..., max_abs_diff: _Optional[float] = ..., checks: _Optional[_Iterable[_Union[ParityCheck, _Mapping]]] = ...) -> None: ...
 
+class RetrievalIndex(_message.Message):
+    __slots__ = ("path", "sha256", "kind", "metric", "parameters", "min_num_items", "signature", "dim", "num_items", "recall_at_10", "recall_users", "build_seconds")
+    class ParametersEntry(_message.Message):
+        __slots__ = ("key", "value")
+        KEY_FIELD_NUMBER: _ClassVar[int]
+        VALUE_FIELD_NUMBER: _ClassVar[int]
+        key: str
+        value: str
+        def __init__(self, key: _Optional[str] = ..., value: _Optional[str] = ...) -> None: ...
+    PATH_FIELD_NUMBER: _ClassVar[int]
+    SHA256_FIELD_NUMBER: _ClassVar[int]
+    KIND_FIELD_NUMBER: _ClassVar[int]
+    METRIC_FIELD_NUMBER: _ClassVar[int]
+    PARAMETERS_FIELD_NUMBER: _ClassVar[int]
+    MIN_NUM_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    SIGNATURE_FIELD_NUMBER: _ClassVar[int]
+    DIM_FIELD_NUMBER: _ClassVar[int]
+    NUM_ITEMS_FIELD_NUMBER: _ClassVar[int]
+    RECALL_AT_10_FIELD_NUMBER: _ClassVar[int]
+    RECALL_USERS_FIELD_NUMBER: _ClassVar[int]
+    BUILD_SECONDS_FIELD_NUMBER: _ClassVar[int]
+    path: str
+    sha256: str
+    kind: str
+    metric: str
+    parameters: _containers.ScalarMap[str, str]
+    min_num_items: int
+    signature: str
+    dim: int
+    num_items: int
+    recall_at_10: float
+    recall_users: int
+    build_seconds: float
+    def __init__(self, path: _Optional[str] = ..., sha256: _Optional[str] = ..., kind: _Optional[str] = ..., metric: _Optional[str] = ..., parameters: _Optional[_Mapping[str, str]] = ..., min_num_items: _Optional[int] = ..., signature: _Optional[str] = ..., dim: _Optional[int] = ..., num_items: _Optional[int] = ..., recall_at_10: _Optional[float] = ..., recall_users: _Optional[int] = ..., build_seconds: _Optional[float] = ...) -> None: ...
+
 class ModelConfig(_message.Message):
-    __slots__ = ("name", "version", "architecture", "signatures", "rating_scale", "num_users", "num_items", "max_history_length", "artifacts", "side_files", "training_metrics", "source_checkpoint_sha256", "parity", "created_at", "hyperparameters", "exporter_version", "architecture_name")
+    __slots__ = ("name", "version", "architecture", "signatures", "rating_scale", "num_users", "num_items", "max_history_length", "artifacts", "side_files", "training_metrics", "source_checkpoint_sha256", "parity", "created_at", "hyperparameters", "exporter_version", "architecture_name", "retrieval_index")
     class TrainingMetricsEntry(_message.Message):
         __slots__ = ("key", "value")
         KEY_FIELD_NUMBER: _ClassVar[int]
@@ -195,6 +236,7 @@ class ModelConfig(_message.Message):
     HYPERPARAMETERS_FIELD_NUMBER: _ClassVar[int]
     EXPORTER_VERSION_FIELD_NUMBER: _ClassVar[int]
     ARCHITECTURE_NAME_FIELD_NUMBER: _ClassVar[int]
+    RETRIEVAL_INDEX_FIELD_NUMBER: _ClassVar[int]
     name: str
     version: int
     architecture: Architecture
@@ -212,4 +254,5 @@ class ModelConfig(_message.Message):
     hyperparameters: _containers.ScalarMap[str, str]
     exporter_version: str
     architecture_name: str
-    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., architecture: _Optional[_Union[Architecture, str]] = ..., signatures: _Optional[_Iterable[_Union[Signature, _Mapping]]] = ..., rating_scale: _Optional[_Union[RatingScale, _Mapping]] = ..., num_users: _Optional[int] = ..., num_items: _Optional[int] = ..., max_history_length: _Optional[int] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., side_files: _Optional[_Iterable[_Union[SideFile, _Mapping]]] = ..., training_metrics: _Optional[_Mapping[str, float]] = ..., source_checkpoint_sha256: _Optional[str] = ..., parity: _Optional[_Union[Parity, _Mapping]] = ..., created_at: _Optional[str] = ..., hyperparameters: _Optional[_Mapping[str, str]] = ..., exporter_version: _Optional[str] = ..., architecture_name: _Optional[str] = ...) -> None: ...
+    retrieval_index: RetrievalIndex
+    def __init__(self, name: _Optional[str] = ..., version: _Optional[int] = ..., architecture: _Optional[_Union[Architecture, str]] = ..., signatures: _Optional[_Iterable[_Union[Signature, _Mapping]]] = ..., rating_scale: _Optional[_Union[RatingScale, _Mapping]] = ..., num_users: _Optional[int] = ..., num_items: _Optional[int] = ..., max_history_length: _Optional[int] = ..., artifacts: _Optional[_Iterable[_Union[Artifact, _Mapping]]] = ..., side_files: _Optional[_Iterable[_Union[SideFile, _Mapping]]] = ..., training_metrics: _Optional[_Mapping[str, float]] = ..., source_checkpoint_sha256: _Optional[str] = ..., parity: _Optional[_Union[Parity, _Mapping]] = ..., created_at: _Optional[str] = ..., hyperparameters: _Optional[_Mapping[str, str]] = ..., exporter_version: _Optional[str] = ..., architecture_name: _Optional[str] = ..., retrieval_index: _Optional[_Union[RetrievalIndex, _Mapping]] = ...) -> None: ...
