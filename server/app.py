@@ -21,8 +21,8 @@ import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
-from protos.recsys.v1 import service_pb2_grpc
-from server import oip, security
+from protos.recsys.v1 import service_pb2
+from server import oip, request_guard, security
 from server.config import ConfigError, ServerConfig
 from server.health import SERVICE_NAME, HealthReporter
 from server.metrics import Metrics
@@ -132,8 +132,8 @@ class RunningServer:
         self.registry = ModelRegistry(config, self._executor, self.metrics, on_change=self._health_changed)
         self.metrics.track_queues(self.registry.queue_depths)
         self._server = grpc.aio.server(interceptors=interceptors, options=grpc_options(config))
-        security.add_guarded_servicer(
-            service_pb2_grpc.add_RecommenderServiceServicer_to_server,
+        request_guard.add_guarded_service(
+            service_pb2.DESCRIPTOR.services_by_name["RecommenderService"],
             RecommenderService(self.registry, self.metrics, config.backend),
             self._server,
         )

@@ -17,7 +17,6 @@ import grpc
 from protos.inference import open_inference_grpc_pb2 as pb
 from protos.inference import open_inference_grpc_pb2_grpc as pb_grpc
 from protos.recsys.v1 import model_config_pb2 as mc
-from server import security
 from server.calls import serve_call
 from server.errors import ModelNotFound
 from server.metrics import Metrics
@@ -25,6 +24,7 @@ from server.oip import domain
 from server.oip.infer import infer
 from server.oip.models import RECOMMEND_SUFFIX, TensorMeta, platform, resolve, signature
 from server.registry import ModelRegistry
+from server.request_guard import add_guarded_service
 
 SERVICE_NAME = pb.DESCRIPTOR.services_by_name["GRPCInferenceService"].full_name
 SERVER_NAME = "recsys-serve"
@@ -147,5 +147,5 @@ def add_to_server(server: grpc.aio.Server, registry: ModelRegistry, metrics: Met
         The full service name, for reflection.
     """
     servicer = InferenceService(registry, metrics, backend)
-    security.add_guarded_servicer(pb_grpc.add_GRPCInferenceServiceServicer_to_server, servicer, server)
+    add_guarded_service(pb.DESCRIPTOR.services_by_name["GRPCInferenceService"], servicer, server)
     return SERVICE_NAME
