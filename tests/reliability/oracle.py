@@ -46,7 +46,8 @@ class ModelFacts:
 
     name: str
     version: int
-    architecture: int
+    reads_histories: bool
+    history_for: frozenset[str]
     user_ids: tuple[str, ...]
     item_ids: tuple[str, ...]
     seen: dict[str, frozenset[str]]
@@ -65,11 +66,33 @@ class ModelFacts:
 
     @property
     def sequential(self) -> bool:
-        return self.architecture == mc.ARCHITECTURE_LSTM
+        """The version takes histories sent in Recommend requests."""
+        return self.reads_histories
 
     @property
     def num_items(self) -> int:
         return len(self.item_ids)
+
+
+def _is_history(spec: mc.TensorSpec) -> bool:
+    """model_config.proto: the kind says it; versions exported before kinds keep the kind's name."""
+    return spec.kind == mc.TENSOR_KIND_HISTORY_ITEMS or (not spec.kind and spec.name == "history_items")
+
+
+def _calls_needing_a_stored_history(config: mc.ModelConfig) -> frozenset[str]:
+    """The calls ("Predict", "Recommend") that refuse a user id whose stored training history is empty.
+
+    model_config.proto: a signature marked ``reads_stored_history`` (or, exported before that field, named
+    ``*_user``) has meaningless rows for such users, and one taking a history has none to read; Predict is
+    answered by the signatures with a ``rating`` output, Recommend by those with ``scores``.
+    """
+    calls = set()
+    for signature in config.signatures:
+        legacy = not config.architecture_name and signature.name.endswith("_user")
+        if signature.reads_stored_history or legacy or any(_is_history(spec) for spec in signature.inputs):
+            outputs = {spec.name for spec in signature.outputs}
+            calls |= {"Predict"} if "rating" in outputs else {"Recommend"} if "scores" in outputs else set()
+    return frozenset(calls)
 
 
 def read_facts(version_dir: Path) -> ModelFacts:
@@ -87,7 +110,8 @@ def read_facts(version_dir: Path) -> ModelFacts:
     return ModelFacts(
         name=config.name,
         version=int(config.version),
-        architecture=config.architecture,
+        reads_histories=any(_is_history(spec) for signature in config.signatures for spec in signature.inputs),
+        history_for=_calls_needing_a_stored_history(config),
         user_ids=tuple(users),
         item_ids=tuple(items),
         seen=seen,
@@ -135,8 +159,8 @@ def _target(request: Message, served: Served) -> ModelFacts | Expectation:
     return _refuse(NOT_FOUND, "unknown model or version") if facts is None else facts
 
 
-def _known_user(facts: ModelFacts, user: str) -> bool:
-    return user in facts.seen and (not facts.sequential or bool(facts.seen[user]))
+def _known_user(facts: ModelFacts, user: str, call: str) -> bool:
+    return user in facts.seen and (call not in facts.history_for or bool(facts.seen[user]))
 
 
 def _predict_pairs(request: service_pb2.PredictRequest, facts: ModelFacts) -> tuple[list[str], list[str]] | str:
@@ -168,7 +192,7 @@ def expect_predict(request: service_pb2.PredictRequest, served: Served) -> Expec
         return _refuse(INVALID, "no pairs")
     if len(users) > served.max_rows:
         return _refuse(INVALID, "more pairs than max_rows_per_request")
-    if not all(_known_user(facts, u) for u in users) or not all(i in known_items for i in items):
+    if not all(_known_user(facts, u, "Predict") for u in users) or not all(i in known_items for i in items):
         return _refuse(INVALID, "unknown user or item id")
 
     def check(response: Message) -> None:
@@ -208,7 +232,7 @@ def _recommend_problem(request: service_pb2.RecommendRequest, facts: ModelFacts,
     if not 1 <= request.k <= facts.num_items:
         return "k outside 1..num_items"
     if histories and not facts.sequential:
-        return "histories sent to a model that reads user ids"
+        return "histories sent to a model that does not read histories"
     known = set(facts.item_ids)
     if not all(c in known for c in request.candidate_item_ids):
         return "unknown candidate item"
@@ -216,7 +240,7 @@ def _recommend_problem(request: service_pb2.RecommendRequest, facts: ModelFacts,
         problem = _history_problem(facts, history)
         if problem:
             return problem
-    if not request.allow_popularity_fallback and not all(_known_user(facts, u) for u in users):
+    if not request.allow_popularity_fallback and not all(_known_user(facts, u, "Recommend") for u in users):
         return "unknown user without popularity fallback"
     return None
 
@@ -231,7 +255,7 @@ def expect_recommend(request: service_pb2.RecommendRequest, served: Served) -> E
         return _refuse(INVALID, problem)
     exclude_seen = request.exclude_seen if request.HasField("exclude_seen") else True
     pool = set(request.candidate_item_ids) or set(facts.item_ids)
-    rows = [(u, set(facts.seen.get(u, ())), not _known_user(facts, u)) for u in request.user_ids]
+    rows = [(u, set(facts.seen.get(u, ())), not _known_user(facts, u, "Recommend")) for u in request.user_ids]
     rows += [("", set(h.item_ids), False) for h in request.histories]
 
     def check(response: Message) -> None:

@@ -71,7 +71,7 @@ def test_bad_predict_shapes_are_invalid(client, kwargs, message):
         ("mf", {"user_ids": ["u0"], "k": 0}, "k=0 is outside 1..150"),
         ("mf", {"user_ids": ["u0"], "k": 151}, "k=151 is outside 1..150"),
         ("mf", {}, "empty request"),
-        ("mf", {"histories": [(["i1"], [4.0])]}, "histories are only read by LSTM models"),
+        ("mf", {"histories": [(["i1"], [4.0])]}, "model 'mf' v1 does not read histories"),
         ("lstm", {"user_ids": ["u0"], "histories": [(["i1"], [4.0])]}, "either user_ids or histories"),
         ("lstm", {"histories": [(["i1"] * 51, [4.0] * 51)]}, "length 51 outside 1..50"),
         ("lstm", {"histories": [([], [])]}, "length 0 outside 1..50"),

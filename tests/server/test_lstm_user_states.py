@@ -125,10 +125,10 @@ def test_user_ids_run_the_stored_states_and_agree_with_the_history_path(
 ):
     served = start_server(lstm_repository, backend=backend)
     new, old = (served.server.registry.record(name).model for name in ("lstm", "lstm-old"))
-    assert set(new.specs) == {"predict", "recommend", *USER_SIGNATURES}
-    assert set(old.specs) == {"predict", "recommend"}
-    warmed = {signature for runtime, signature, _ in runtime_calls if runtime is new.runtime}
-    assert warmed == set(new.specs), "warm-up runs every signature"
+    assert set(new.engine.signatures) == {"predict", "recommend", *USER_SIGNATURES}
+    assert set(old.engine.signatures) == {"predict", "recommend"}
+    warmed = {signature for runtime, signature, _ in runtime_calls if runtime is new.engine.runtime}
+    assert warmed == set(new.engine.signatures), "warm-up runs every signature"
     runtime_calls.clear()
 
     users = _test_users(checkpoint)
@@ -147,10 +147,14 @@ def test_user_ids_run_the_stored_states_and_agree_with_the_history_path(
         by_old = client.recommend("lstm-old", ids, **full).results
         top, old_top = (client.recommend(name, ids, k=10).results for name in ("lstm", "lstm-old"))
 
-    ran = [(signature, rows) for runtime, signature, rows in runtime_calls if runtime is new.runtime]
+    ran = [(signature, rows) for runtime, signature, rows in runtime_calls if runtime is new.engine.runtime]
     rows = len(users)
     assert ran == [("predict_user", 40), ("recommend_user", rows), ("recommend", rows), ("recommend_user", rows)]
-    assert [s for runtime, s, _ in runtime_calls if runtime is old.runtime] == ["predict", "recommend", "recommend"]
+    assert [s for runtime, s, _ in runtime_calls if runtime is old.engine.runtime] == [
+        "predict",
+        "recommend",
+        "recommend",
+    ]
     np.testing.assert_allclose(ratings, old_ratings, atol=TOLERANCE, rtol=0)
     for user_result, history_result, old_result in zip(by_user, by_history, by_old, strict=True):
         scores = _scores_by_item(user_result)
@@ -171,7 +175,7 @@ def test_users_without_a_stored_history_are_still_refused_or_given_popular_items
     backend, lstm_repository, start_server, checkpoint
 ):
     served = start_server(lstm_repository, backend=backend)
-    assert set(served.server.registry.record("lstm-gap").model.specs) >= set(USER_SIGNATURES)
+    assert set(served.server.registry.record("lstm-gap").model.engine.signatures) >= set(USER_SIGNATURES)
     gap, known = checkpoint.user_ids[GAP_USER], checkpoint.user_ids[0]
     items = checkpoint.item_ids[:2]
     with RecsysClient(served.target, timeout=30) as client:

@@ -100,3 +100,62 @@ def test_unknown_user_gets_flagged_popularity_fallback(client, checkpoints):
     top = np.argsort(-checkpoint.item_popularity, kind="stable")[:4]
     assert fallback.item_ids == [checkpoint.item_ids[i] for i in top]
     np.testing.assert_array_equal(fallback.scores, checkpoint.item_popularity[top])
+
+
+def _users_with_histories(checkpoint, candidates: tuple[int, ...] = (0, 3, 17, 42, 101, 199)) -> np.ndarray:
+    counts = np.diff(checkpoint.history_offsets)
+    return np.array([u for u in candidates if u < len(counts) and counts[u] > 0])
+
+
+@pytest.mark.parametrize("arch", ARCHITECTURES)
+def test_served_top_10_is_the_eager_ranking_heads_top_10(client, checkpoints, arch):
+    """Recommend's list (exclude_seen by default) is ``rank`` with training items at -inf, up to ties."""
+    checkpoint = checkpoints[arch]
+    users = _users_with_histories(checkpoint)
+    assert len(users) >= 5
+    answer = client.recommend(arch, [checkpoint.user_ids[u] for u in users])
+    scores = eager.recommend(checkpoint, users)
+    item_index = {item: i for i, item in enumerate(checkpoint.item_ids)}
+    assert len(answer.results) == len(users)
+    for row, (user, result) in enumerate(zip(users, answer.results, strict=True)):
+        assert result.user_id == checkpoint.user_ids[user] and not result.fallback
+        assert len(result.item_ids) == 10
+        served = [item_index[i] for i in result.item_ids]
+        eager.assert_same_top_k(served, scores[row], eager.seen_items(checkpoint, user), TOLERANCE)
+
+
+def _disjoint_histories(checkpoint, length: int = 20) -> list[tuple[np.ndarray, np.ndarray]]:
+    """User 0's newest events, and the newest events of the next user with 5 or more items user 0 never rated."""
+    offsets = checkpoint.history_offsets
+
+    def newest(user: int) -> tuple[np.ndarray, np.ndarray]:
+        end = int(offsets[user + 1])
+        start = max(int(offsets[user]), end - length)
+        return checkpoint.history_items[start:end], checkpoint.history_ratings[start:end]
+
+    first = newest(0)
+    for user in range(1, len(offsets) - 1):
+        items, ratings = newest(user)
+        kept = ~np.isin(items, first[0])
+        if kept.sum() >= 5:
+            return [first, (items[kept], ratings[kept])]
+    raise AssertionError("the tiny data has no two users with disjoint histories")
+
+
+def test_lstm_recommend_follows_the_sent_history(client, checkpoints):
+    """Two histories with no item in common: each gets the eager ``recommend`` top-10 of its own history."""
+    checkpoint = checkpoints["lstm"]
+    histories = _disjoint_histories(checkpoint)
+    assert not set(histories[0][0].tolist()) & set(histories[1][0].tolist())
+    sent = [([checkpoint.item_ids[i] for i in items], ratings.tolist()) for items, ratings in histories]
+    results = client.recommend("lstm", histories=sent).results
+    scores = eager.recommend_histories(checkpoint, histories)
+    item_index = {item: i for i, item in enumerate(checkpoint.item_ids)}
+    served = [[item_index[i] for i in result.item_ids] for result in results]
+    assert served[0] != served[1], "two unrelated histories got the same list"
+    for row, (result, (items, _)) in enumerate(zip(results, histories, strict=True)):
+        assert result.user_id == "" and not result.fallback and len(result.item_ids) == 10
+        eager.assert_same_top_k(served[row], scores[row], items, TOLERANCE)
+        np.testing.assert_allclose(result.scores, scores[row, served[row]], atol=TOLERANCE, rtol=0)
+        other = scores[1 - row, served[row]]
+        assert np.abs(other - result.scores).max() > 10 * TOLERANCE, "the scores do not depend on the history"

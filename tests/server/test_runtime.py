@@ -9,16 +9,17 @@ import pytest
 
 from protos.recsys.v1 import model_config_pb2 as mc
 from server.errors import ModelLoadError
-from server.model import signature_specs
 from server.repository import VersionFolder, artifact_files, read_config
-from server.runtime import load_runtime, onnx
+from server.runtime import SignatureSpec, load_runtime, onnx
+from server.signatures import served_signatures
 
 
 @pytest.fixture(scope="module")
 def mf_version(tiny_repository):
     folder = VersionFolder("mf", 1, tiny_repository / "mf" / "1", (0, 0))
     config = read_config(folder)
-    return folder, config, signature_specs(config)
+    specs = [SignatureSpec(s.name, s.inputs, s.output) for s in served_signatures(config)]
+    return folder, config, specs
 
 
 def inputs(signature: str) -> tuple[np.ndarray, ...]:
@@ -75,8 +76,11 @@ def test_missing_format_and_wrong_inputs_are_load_errors(mf_version):
     onnx_only.artifacts.extend(a for a in config.artifacts if a.format == mc.ARTIFACT_FORMAT_ONNX)
     with pytest.raises(ModelLoadError, match=r"no torchscript artifact serves.*--backend onnx"):
         artifact_files(onnx_only, folder.path, "torchscript")
-    lstm_like = mc.ModelConfig()
-    lstm_like.CopyFrom(config)
-    lstm_like.architecture = mc.ARCHITECTURE_LSTM
-    with pytest.raises(ModelLoadError, match="but a ARCHITECTURE_LSTM model takes"):
-        signature_specs(lstm_like)
+    unknown_input = mc.ModelConfig()
+    unknown_input.CopyFrom(config)
+    unknown_input.signatures[0].inputs[0].name = "user_age"
+    unknown_input.signatures[0].inputs[0].kind = mc.TENSOR_KIND_UNSPECIFIED
+    with pytest.raises(
+        ModelLoadError, match=r"signature 'predict' has inputs \['user_age', 'item'\].*unknown: \['user_age'\]"
+    ):
+        served_signatures(unknown_input)
