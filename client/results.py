@@ -31,8 +31,9 @@ class Recommendation:
     Attributes:
         user_id: The user (empty for a history).
         item_ids: Raw item ids, best first.
-        scores: float32 [len(item_ids)], the model's unclipped score of each item (for a fallback,
-            the item's number of training ratings).
+        scores: float32 [len(item_ids)], the model's ranking score of each item (no unit: only the
+            order counts; versions exported before ranking heads give unclipped stars); for a fallback,
+            the item's number of training ratings.
         fallback: True when the user was unknown and these are the most popular items.
     """
 

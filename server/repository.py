@@ -25,8 +25,6 @@ MODEL_NAME = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,63}")
 CONFIG_FILE = "config.json"
 _FORMATS = {"onnx": mc.ARTIFACT_FORMAT_ONNX, "torchscript": mc.ARTIFACT_FORMAT_TORCHSCRIPT}
 _SIGNATURES = ("predict", "recommend")
-# Signatures a version may add: the LSTM's, over stored histories encoded at export. Older versions lack them.
-_OPTIONAL_SIGNATURES = ("predict_user", "recommend_user")
 
 
 @dataclass(frozen=True)
@@ -128,8 +126,7 @@ def checked_file(folder: Path, relative: str, sha256: str) -> Path:
 def artifact_files(config: mc.ModelConfig, folder: Path, backend: str) -> dict[str, Path]:
     """The checked file serving each signature for ``backend``.
 
-    ``predict`` and ``recommend`` must be served; so must ``predict_user`` and ``recommend_user`` when
-    the config declares them.
+    Every signature the config declares must be served by an artifact of that format.
 
     Raises:
         ModelLoadError: no artifact of that format serves a signature, or a file fails its check.
@@ -142,9 +139,7 @@ def artifact_files(config: mc.ModelConfig, folder: Path, backend: str) -> dict[s
         path = checked_file(folder, artifact.path, artifact.sha256)
         for signature in artifact.signatures:
             files[signature] = path
-    declared = {signature.name for signature in config.signatures}
-    required = [*_SIGNATURES, *(s for s in _OPTIONAL_SIGNATURES if s in declared)]
-    missing = [s for s in required if s not in files]
+    missing = [signature.name for signature in config.signatures if signature.name not in files]
     if missing:
         other = next(b for b in _FORMATS if b != backend)
         raise ModelLoadError(
