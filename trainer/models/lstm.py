@@ -574,7 +574,9 @@ ARCHITECTURE = register(
             target_fraction=0.5,
             patience=5,
         ),
-        ranking=RankingConfig(epochs=40, batch_size=64, learning_rate=2e-3, l2=0.0, low_rating_weight=0.2),
+        ranking=RankingConfig(
+            epochs=45, eval_every=3, patience=5, batch_size=32, learning_rate=3e-3, low_rating_weight=0.2, refit=False
+        ),
         tiny={"dim": 16, "hidden_dim": 32, "max_history_length": 50, "ranking_dim": 16, "ranking_hidden_dim": 32},
         contract_enum=mc.ARCHITECTURE_LSTM,
         description="LSTMs over the time-ordered history: rating head and next-item ranking head (GRU4Rec-style)",
