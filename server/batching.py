@@ -24,6 +24,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import concurrent.futures
+import contextvars
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -67,6 +68,28 @@ class _Pending:
     future: asyncio.Future[np.ndarray]
     enqueued: float
     taken: bool = False
+    taken_at: float = 0.0
+    batch_rows: int = 0
+
+
+@dataclass(frozen=True)
+class CallBatch:
+    """How one call's rows were batched: what a trace of the call records.
+
+    Attributes:
+        rows: the call's own rows.
+        batch_rows: rows of the batch they ran in (with other calls' rows).
+        queue_s: seconds they waited in the queue before their batch started.
+    """
+
+    rows: int
+    batch_rows: int
+    queue_s: float
+
+
+CALL_BATCHES: contextvars.ContextVar[list[CallBatch] | None] = contextvars.ContextVar("call_batches", default=None)
+"""Set to a list by whoever wants to know how a call was batched (the tracing interceptor); ``submit``
+appends one :class:`CallBatch` per batcher call it makes. Unset (None), nothing is recorded."""
 
 
 def join_inputs(parts: Sequence[Inputs]) -> Inputs:
@@ -200,12 +223,16 @@ class DynamicBatcher:
         self._queued_rows += rows
         self._schedule()
         try:
-            return await future
+            output = await future
         except asyncio.CancelledError:
             if not pending.taken:  # still queued: free its room now; the flush drops the entry
                 self._queued_rows -= pending.rows
                 pending.rows = 0
             raise
+        record = CALL_BATCHES.get()
+        if record is not None:
+            record.append(CallBatch(rows, pending.batch_rows, pending.taken_at - pending.enqueued))
+        return output
 
     def _schedule(self) -> None:
         """Arms the next flush: at once when a batch is full or due, else at the oldest row's deadline."""
@@ -284,6 +311,9 @@ class DynamicBatcher:
             rows += item.rows
             if rows >= self._max_batch:
                 break
+        now = time.perf_counter()
+        for item in batch:
+            item.taken_at, item.batch_rows = now, rows
         return batch
 
     def _compute(self, parts: list[Inputs]) -> tuple[np.ndarray, float]:

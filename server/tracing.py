@@ -35,6 +35,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import BatchSpanProcessor, ConsoleSpanExporter, SpanExporter
 from opentelemetry.trace import SpanKind, Status, StatusCode
 
+from server.batching import CALL_BATCHES, CallBatch
 from server.config import ServerConfig
 from server.health import SERVICE_NAME
 
@@ -115,6 +116,8 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
                 record_exception=False,
                 set_status_on_exception=False,
             ) as span:
+                batches: list[CallBatch] = []
+                token = CALL_BATCHES.set(batches)
                 try:
                     response = await behaviour(request, context)
                 except BaseException:
@@ -122,6 +125,9 @@ class TracingInterceptor(grpc.aio.ServerInterceptor):
                     span.set_attribute("rpc.grpc.status_code", code)
                     span.set_status(Status(StatusCode.ERROR, code))
                     raise
+                finally:
+                    CALL_BATCHES.reset(token)
+                    _record_batches(span, batches)
                 served = getattr(response, "model", None)
                 if served is not None and served.name:
                     span.set_attribute("recsys.model.version", served.version)
@@ -162,3 +168,11 @@ def interceptor_from_config(config: ServerConfig) -> TracingInterceptor:
     trace.set_tracer_provider(provider)
     _LOGGER.info("tracing on: one span per %s call, exported to %s", SERVICE_NAME, config.tracing)
     return TracingInterceptor(provider, owns_provider=True)
+
+
+def _record_batches(span: Any, batches: list[CallBatch]) -> None:
+    """Batch size and queue time of the call's rows: the largest batch they joined, the longest wait."""
+    if batches:
+        span.set_attribute("recsys.batch.rows", max(b.batch_rows for b in batches))
+        span.set_attribute("recsys.batch.queue_ms", max(b.queue_s for b in batches) * 1e3)
+        span.set_attribute("recsys.batch.count", len(batches))

@@ -57,6 +57,9 @@ def test_each_call_is_one_server_span_with_model_name_version_and_rows(traced):
     assert predict.attributes["recsys.request.rows"] == 3
     assert predict.attributes["rpc.grpc.status_code"] == "OK"
     assert predict.attributes["rpc.method"] == "Predict" and predict.attributes["rpc.system"] == "grpc"
+    # how the call's rows were batched: at least its own 3 rows, after a wait in the queue
+    assert predict.attributes["recsys.batch.rows"] >= 3 and predict.attributes["recsys.batch.count"] == 1
+    assert predict.attributes["recsys.batch.queue_ms"] >= 0.0
     assert recommend.attributes["recsys.model.name"] == "lstm" and recommend.attributes["recsys.request.rows"] == 1
 
 
