@@ -32,6 +32,9 @@ EXPECTED_FILES = {
     "history_offsets.npy",
     "history_items.npy",
     "history_ratings.npy",
+    "ranking_user_vectors.npy",
+    "ranking_item_vectors.npy",
+    "ranking_item_bias.npy",
 }
 USER_SIGNATURES = ["predict_user", "recommend_user"]  # the LSTM's, over stored histories encoded at export
 

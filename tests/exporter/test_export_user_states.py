@@ -13,7 +13,7 @@ from exporter import ExportResult, ParityError, export_checkpoint
 from exporter.inputs import stored_history_users
 from trainer import load_checkpoint
 from trainer.data.interactions import UserHistories
-from trainer.models.lstm import HistoryEncoder, LSTMRecommender
+from trainer.models.lstm import LSTMRecommender
 
 TOLERANCE = 1e-4
 
@@ -78,8 +78,8 @@ def test_user_signatures_equal_the_eager_model_on_every_stored_history(
     np.testing.assert_allclose(one[0], eager_scores[np.argmax(counts[users])], atol=TOLERANCE, rtol=0)
 
 
-def _encoder(model: LSTMRecommender, head: str) -> HistoryEncoder:
-    return model.encoder if head == "rating" else model.ranking.encoder
+def _encoder(model: LSTMRecommender, head: str) -> torch.nn.Module:
+    return model.encoder if head == "rating" else model.ranking_queries
 
 
 @pytest.mark.parametrize("head", ["rating", "ranking"])
@@ -100,7 +100,7 @@ def test_states_ignore_batching_and_mode_and_are_zero_without_a_history(head: st
         assert model.training
     finally:
         model.eval()
-    assert vector.shape == (len(offsets) - 1, encoder.user_vector.out_features) and bias.shape == (len(offsets) - 1,)
+    assert vector.shape == (len(offsets) - 1, model._out_features(encoder)) and bias.shape == (len(offsets) - 1,)
     torch.testing.assert_close(one_by_one, (vector, bias), atol=1e-6, rtol=0)
     assert not vector[empty].any() and bias[empty] == 0
     others = np.delete(np.arange(len(offsets) - 1), empty)
@@ -112,7 +112,7 @@ def test_each_stored_table_holds_its_own_heads_states(lstm) -> None:
     histories = _histories(lstm)
     serving = model.serving_module(histories)
     rating_vector, rating_bias = model.encode_histories(model.encoder, histories)
-    ranking_vector, _ = model.encode_histories(model.ranking.encoder, histories)
+    ranking_vector, _ = model.encode_histories(model.ranking_queries, histories)
     torch.testing.assert_close(serving.stored_rating.user_factors, rating_vector, atol=0, rtol=0)
     torch.testing.assert_close(serving.stored_rating.user_bias, rating_bias, atol=0, rtol=0)
     torch.testing.assert_close(serving.stored_ranking.user_vectors, ranking_vector, atol=0, rtol=0)

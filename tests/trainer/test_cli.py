@@ -54,7 +54,15 @@ def test_trains_prints_and_writes(ratings_csv: Path, tmp_path: Path, capsys: pyt
     assert "| mf |" in printed and "| baseline: global_mean |" in printed and "| baseline: popularity |" in printed
     report = json.loads((tmp_path / "report.json").read_text())
     assert set(report["models"]) == {"mf"} and set(report["baselines"]) == {"global_mean", "popularity", "ease"}
-    assert set(report["models"]["mf"]) == {"rmse", "mae", "rmse_01", "recall@10", "ndcg@10", "train_seconds"}
+    assert set(report["models"]["mf"]) == {
+        "rmse",
+        "mae",
+        "rmse_01",
+        "recall@10",
+        "ndcg@10",
+        "coverage@10",
+        "train_seconds",
+    }
     assert report["data"]["split"] == "temporal"
     checkpoint = load_checkpoint(out / "mf" / "checkpoint.pt")
     assert checkpoint.metrics["rmse"] == pytest.approx(report["models"]["mf"]["rmse"])

@@ -387,7 +387,7 @@ class LSTMRecommender(RatingModel):
         history length so that little padding is computed; a progress bar appears only past two seconds.
 
         Args:
-            encoder: ``self.encoder`` (rating head) or ``self.ranking.encoder``.
+            encoder: ``self.encoder`` (rating head) or ``self.ranking_queries`` (ranking head).
             histories: every user's training history (the exported side files).
             batch_size: users per encoder pass.
 
@@ -419,18 +419,25 @@ class LSTMRecommender(RatingModel):
             self.train(was_training)
         return user_vector, user_bias
 
+    @property
+    def ranking_queries(self) -> RankingQueries:
+        """The ranking head's final query in an encoder's shape (one object, not a registered submodule)."""
+        if "_ranking_queries" not in self.__dict__:
+            object.__setattr__(self, "_ranking_queries", RankingQueries(self.ranking))
+        return self.__dict__["_ranking_queries"]
+
     @staticmethod
     def _out_features(encoder: nn.Module) -> int:
         return (
             encoder.head.items.embedding_dim
-            if isinstance(encoder, _QueryAsEncoder)
+            if isinstance(encoder, RankingQueries)
             else encoder.user_vector.out_features
         )
 
     def serving_module(self, histories: UserHistories) -> LSTMServing:
         """A frozen copy for export: one method per signature, the stored users' states encoded here."""
         rating_vector, rating_bias = self.encode_histories(self.encoder, histories)
-        ranking_vector, _ = self.encode_histories(_QueryAsEncoder(self.ranking), histories)
+        ranking_vector, _ = self.encode_histories(self.ranking_queries, histories)
         item_factors, item_bias = self.item_factors.weight, self.item_bias.weight[:, 0]
         stored_rating = BiasedDotRating(
             rating_vector, item_factors, rating_bias, item_bias, self.global_mean, self.rating_min, self.rating_max
@@ -439,7 +446,7 @@ class LSTMRecommender(RatingModel):
         return LSTMServing(self, stored_rating, stored_ranking).eval()
 
 
-class _QueryAsEncoder(nn.Module):
+class RankingQueries(nn.Module):
     """The ranking head's final query in an encoder's ``(vector, bias)`` shape, so users' states encode alike."""
 
     def __init__(self, head: SequenceRanking) -> None:
@@ -449,6 +456,7 @@ class _QueryAsEncoder(nn.Module):
     def forward(
         self, history_items: torch.Tensor, history_ratings: torch.Tensor, lengths: torch.Tensor
     ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(query float32 [B, dim], zeros [B]) of right-padded histories."""
         query = self.head(history_items, history_ratings, lengths)
         return query, query.new_zeros(query.size(0))
 
