@@ -1,4 +1,9 @@
-"""``recsys-train``: read data, train the chosen models, print the metrics table, write checkpoints and a report."""
+"""``recsys-train``: read data, train the chosen models, print the metrics table, write checkpoints and a report.
+
+Launched by ``torchrun`` (``RANK``/``WORLD_SIZE``/``LOCAL_RANK`` set), every process trains each model as one
+rank of a data-parallel run (``trainer.distributed``); rank 0 prints the table and writes checkpoints and
+the report. This is the one module that reads the environment.
+"""
 
 from __future__ import annotations
 
@@ -9,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainer import architecture
+from trainer import architecture, distributed
 from trainer.baselines import baseline_metrics
 from trainer.data.download import ARCHIVES, DownloadError, default_cache_dir, download_dataset
 from trainer.data.readers import DataFormatError
@@ -62,7 +67,18 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument(
         "--jobs", type=int, default=min(2, os.cpu_count() or 1), help="models trained at once, one process each"
     )
-    parser.add_argument("--threads", type=int, default=1, help="torch threads per model process")
+    parser.add_argument(
+        "--threads",
+        type=int,
+        default=1,
+        help="torch threads per model process; when fewer models are left than --jobs, the rest share the free ones",
+    )
+    parser.add_argument(
+        "--dist-backend",
+        choices=distributed.BACKENDS,
+        default=None,
+        help="torch.distributed backend under torchrun (default gloo: the models train on CPU; nccl needs CUDA)",
+    )
     parser.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level")
     return parser
@@ -73,6 +89,21 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     architectures = list(architecture.names()) if args.model == "all" else [args.model]
+    try:
+        context = distributed.DistributedContext.from_env(os.environ, args.dist_backend)
+    except ValueError as error:
+        print(f"recsys-train: error: {error}", file=sys.stderr)
+        return 2
+    distributed.init(context)
+    try:
+        return _run(args, architectures, context)
+    finally:
+        distributed.shutdown(context)
+
+
+def _run(args: argparse.Namespace, architectures: list[str], context: distributed.DistributedContext) -> int:
+    if context.enabled:
+        _LOGGER.info("rank %d of %d (local rank %d)", context.rank, context.world_size, context.local_rank)
     try:
         data = str(download_dataset(args.download, args.cache_dir)) if args.download else args.data
         split = load_split(
@@ -88,10 +119,13 @@ def main(argv: Sequence[str] | None = None) -> int:
             RunOptions(args.seed, args.val_fraction, args.epochs, args.max_seconds, args.threads, not args.no_progress),
             jobs=args.jobs,
             data=provenance,
+            context=context,
         )
     except (DataFormatError, DownloadError, FileNotFoundError, ValueError) as error:
         print(f"recsys-train: error: {error}", file=sys.stderr)
         return 2
+    if not context.is_main:
+        return 0
     baselines = baseline_metrics(split)
     report = build_report(metrics, baselines, data={**provenance, "split": split.name, "seed": str(args.seed)})
     report_path = write_report(args.report or args.out / "report.json", report)

@@ -11,8 +11,9 @@ from __future__ import annotations
 import dataclasses
 import logging
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from typing import Any
 
 import torch
 
@@ -20,6 +21,7 @@ from trainer import architecture
 from trainer.config import RankingConfig, TrainConfig
 from trainer.data.interactions import Interactions
 from trainer.data.splits import Split, validation_split
+from trainer.distributed import SINGLE, DistributedContext
 from trainer.evaluation import ranking_metrics, rating_errors
 from trainer.fitting import FitResult, fit
 from trainer.models import RatingModel, build_model
@@ -64,6 +66,8 @@ def train_and_evaluate(
     val_fraction: float = 0.05,
     seed: int = 0,
     progress: bool = True,
+    context: DistributedContext = SINGLE,
+    on_epoch: Callable[[], None] | None = None,
 ) -> TrainedModel:
     """Carve validation from ``split.train``, fit both heads, then evaluate on ``split.test``.
 
@@ -76,6 +80,9 @@ def train_and_evaluate(
         val_fraction: share of the training ratings used for early stopping.
         seed: seeds the validation carve, initialisation, shuffling and sampling.
         progress: show the tqdm bars.
+        context: the data-parallel run this process belongs to; every rank trains, rank 0 alone validates
+            and evaluates (other ranks return empty metrics).
+        on_epoch: called before every epoch of every fit (thread rebalancing).
 
     Returns:
         The model and its test metrics.
@@ -91,14 +98,17 @@ def train_and_evaluate(
     # The mean of the whole training side, as the checkpoint's histories hold it.
     hparams = {"global_mean": split.train.global_mean(), **(overrides or {})}
     model = build_for(name, fit_data, hparams)
-    result = fit(model, fit_data, valid, config)
+    loops = {"context": context, "on_epoch": on_epoch}
+    result = fit(model, fit_data, valid, config, **loops)
     if config.refit:
         torch.manual_seed(seed)
         model = build_for(name, split.train, hparams)
-        fit(model, split.train, None, dataclasses.replace(config, epochs=max(result.best_epoch, 1)))
-    ranking_result = _fit_ranking_head(model, split.train, fit_data, valid, ranking_config, seed)
+        fit(model, split.train, None, dataclasses.replace(config, epochs=max(result.best_epoch, 1)), **loops)
+    ranking_result = _fit_ranking_head(model, split.train, fit_data, valid, ranking_config, seed, loops)
     seconds = time.perf_counter() - started
     model.use_histories(split.train.histories())
+    if not context.is_main:
+        return TrainedModel(model, {"train_seconds": seconds}, result, ranking_result)
     metrics = evaluate(model, split.train, split.test)
     metrics["train_seconds"] = seconds
     _LOGGER.info("%s: test RMSE %.4f, Recall@10 %.4f (%.1f s)", name, metrics["rmse"], metrics["recall@10"], seconds)
@@ -112,16 +122,17 @@ def _fit_ranking_head(
     valid: Interactions,
     config: RankingConfig,
     seed: int,
+    loops: dict[str, Any],
 ) -> RankingFitResult:
     """Early-stop the ranking head on ``valid`` (fitting ``fit_data``), then refit it on ``train`` if asked."""
     model.use_histories(fit_data.histories())
-    result = fit_ranking(model, fit_data, valid, config)
+    result = fit_ranking(model, fit_data, valid, config, **loops)
     if config.refit:
         torch.manual_seed(seed)
         model.ranking.reset_parameters()
         model.use_histories(train.histories())
         refit = dataclasses.replace(config, epochs=max(result.best_epoch, 1))
-        refit_result = fit_ranking(model, train, None, refit)
+        refit_result = fit_ranking(model, train, None, refit, **loops)
         result.seconds += refit_result.seconds
     return result
 

@@ -3,18 +3,22 @@
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from trainer.config import TrainConfig
 from trainer.data.interactions import Interactions, UserHistories
+from trainer.distributed import SINGLE, DistributedContext, ShardLog, only_training, shard, shard_batch_size
 from trainer.evaluation import rating_errors
 from trainer.models import RatingModel
 
@@ -31,7 +35,10 @@ class FitResult:
         epochs_run: epochs actually run.
         seconds: wall time of the fit.
         losses: mean training loss per epoch.
-        val_rmses: validation RMSE per epoch.
+        val_rmses: validation RMSE per epoch (NaN on ranks other than 0, which do not validate).
+        shard_batches: batches this rank stepped on in the first epoch.
+        shard_examples: training ratings in those batches.
+        shard_digest: hash of those batches' first inputs (ranks of one run differ).
     """
 
     best_epoch: int
@@ -40,9 +47,40 @@ class FitResult:
     seconds: float
     losses: list[float] = field(default_factory=list)
     val_rmses: list[float] = field(default_factory=list)
+    shard_batches: int = 0
+    shard_examples: int = 0
+    shard_digest: str = ""
 
 
-def fit(model: RatingModel, train: Interactions, valid: Interactions | None, config: TrainConfig) -> FitResult:
+class RatingStep(nn.Module):
+    """One batch's rating loss (plus ``l2`` times the model's penalty): what DistributedDataParallel wraps.
+
+    Args:
+        model: the model being fitted.
+        l2: weight of ``model.penalty``.
+    """
+
+    def __init__(self, model: RatingModel, l2: float) -> None:
+        super().__init__()
+        self.model, self.l2 = model, l2
+
+    def forward(self, inputs: tuple[torch.Tensor, ...], target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """(loss to minimise, mean squared error in stars^2) of one batch."""
+        loss, mse = self.model.rating_loss(inputs, target)
+        if self.l2:
+            loss = loss + self.l2 * self.model.penalty(*inputs)
+        return loss, mse
+
+
+def fit(
+    model: RatingModel,
+    train: Interactions,
+    valid: Interactions | None,
+    config: TrainConfig,
+    *,
+    context: DistributedContext = SINGLE,
+    on_epoch: Callable[[], None] | None = None,
+) -> FitResult:
     """Fit ``model`` on ``train``, stopping early on ``valid`` RMSE; leaves the best weights loaded.
 
     Without ``valid`` it runs exactly ``config.epochs`` epochs and keeps the last weights (a refit).
@@ -55,6 +93,10 @@ def fit(model: RatingModel, train: Interactions, valid: Interactions | None, con
         train: ratings to fit.
         valid: held-out ratings from the training data, for early stopping (never the test split), or None.
         config: optimisation settings.
+        context: the data-parallel run this process belongs to: each rank steps on its shard of every
+            epoch's batches (``world_size`` times smaller ones), rank 0 validates and decides when to stop,
+            and every rank ends with rank 0's best weights.
+        on_epoch: called before every epoch (the jobs runner rebalances threads there).
 
     Returns:
         The fit's history; ``model`` is left in eval mode with the best epoch's weights.
@@ -67,64 +109,99 @@ def fit(model: RatingModel, train: Interactions, valid: Interactions | None, con
         raise ValueError(f"need training and validation ratings, got {len(train)} and {len(valid or ())}")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    batches = model.rating_batches(train, config)
-    optimizer = adamw(model, model.rating_parameters(), config.learning_rate, config.weight_decay)
+    batches = model.rating_batches(train, _per_rank(config, context))
+    trained = model.rating_parameters()
+    optimizer = adamw(model, trained, config.learning_rate, config.weight_decay)
     histories = train.histories()
     best_state, best_rmse, best_epoch = copy.deepcopy(model.state_dict()), math.inf, 0
     result = FitResult(0, math.inf, 0, 0.0)
     started = time.perf_counter()
+    validating = valid is not None and context.is_main
     bar = tqdm(
         total=config.epochs,
         desc=f"{'train' if valid is not None else 'refit'} {model.architecture}",
         unit="epoch",
-        disable=not config.progress,
+        disable=not config.progress or not context.is_main,
         position=config.progress_position,
         leave=True,
     )
     try:
-        for epoch in range(1, config.epochs + 1):
-            loss = _train_epoch(model, batches, optimizer, config, rng)
-            model.eval()
-            val_rmse = _validate(model, valid, histories) if valid is not None else math.nan
-            if val_rmse < best_rmse:
-                best_state, best_rmse, best_epoch = copy.deepcopy(model.state_dict()), val_rmse, epoch
-            if valid is None:
-                best_epoch = epoch  # a refit keeps its last weights
-            result.losses.append(loss)
-            result.val_rmses.append(val_rmse)
-            result.epochs_run = epoch
-            bar.update(1)
-            if valid is None:
-                bar.set_postfix(loss=f"{loss:.4f}")
-            else:
-                bar.set_postfix(loss=f"{loss:.4f}", val_rmse=f"{val_rmse:.4f}", best=f"{best_rmse:.4f}@{best_epoch}")
-            _LOGGER.debug("%s epoch %d loss %.4f val_rmse %.4f", model.architecture, epoch, loss, val_rmse)
-            if valid is not None and epoch - best_epoch >= config.patience:
-                break
-            if config.max_seconds is not None and time.perf_counter() - started > config.max_seconds:
-                _LOGGER.info("%s: stopping after %.0f s (max_seconds)", model.architecture, config.max_seconds)
-                break
-            for group in optimizer.param_groups:
-                group["lr"] *= config.lr_decay
+        with only_training(model, trained):
+            step = context.wrap(RatingStep(model, config.l2), trained)
+            for epoch in range(1, config.epochs + 1):
+                if on_epoch is not None:
+                    on_epoch()
+                log = ShardLog()
+                loss = _train_epoch(model, step, batches, optimizer, context, rng, log)
+                if epoch == 1:
+                    result.shard_batches, result.shard_examples, result.shard_digest = log.summary()
+                model.eval()
+                val_rmse = _validate(model, valid, histories) if validating else math.nan
+                if val_rmse < best_rmse:
+                    best_state, best_rmse, best_epoch = copy.deepcopy(model.state_dict()), val_rmse, epoch
+                if valid is None:
+                    best_epoch = epoch  # a refit keeps its last weights
+                result.losses.append(loss)
+                result.val_rmses.append(val_rmse)
+                result.epochs_run = epoch
+                bar.update(1)
+                if valid is None:
+                    bar.set_postfix(loss=f"{loss:.4f}")
+                else:
+                    bar.set_postfix(
+                        loss=f"{loss:.4f}", val_rmse=f"{val_rmse:.4f}", best=f"{best_rmse:.4f}@{best_epoch}"
+                    )
+                _LOGGER.debug("%s epoch %d loss %.4f val_rmse %.4f", model.architecture, epoch, loss, val_rmse)
+                out_of_time = config.max_seconds is not None and time.perf_counter() - started > config.max_seconds
+                stop = (valid is not None and epoch - best_epoch >= config.patience) or out_of_time
+                stop, best_epoch, out_of_time = context.broadcast_object((stop, best_epoch, out_of_time))
+                if stop:
+                    if out_of_time:
+                        _LOGGER.info("%s: stopping after %.0f s (max_seconds)", model.architecture, config.max_seconds)
+                    break
+                for group in optimizer.param_groups:
+                    group["lr"] *= config.lr_decay
     finally:
         bar.close()
-    if valid is not None:
+    if validating:
         model.load_state_dict(best_state)
+    context.broadcast_module(model)
     model.eval()
-    result.best_epoch, result.best_val_rmse = best_epoch, best_rmse if valid is not None else math.nan
+    result.best_epoch, result.best_val_rmse = best_epoch, best_rmse if validating else math.nan
     result.seconds = time.perf_counter() - started
-    if valid is None:
+    _log_fit(model, result, context, refit=valid is None)
+    return result
+
+
+def _log_fit(model: RatingModel, result: FitResult, context: DistributedContext, *, refit: bool) -> None:
+    if context.enabled:
+        _LOGGER.info(
+            "%s: rank %d of %d stepped on %d ratings in %d batches per epoch (shard %s)",
+            model.architecture,
+            context.rank,
+            context.world_size,
+            result.shard_examples,
+            result.shard_batches,
+            result.shard_digest,
+        )
+    if refit:
         _LOGGER.info("%s: refit %d epochs (%.1f s)", model.architecture, result.epochs_run, result.seconds)
-    else:
+    elif context.is_main:
         _LOGGER.info(
             "%s: best validation RMSE %.4f at epoch %d of %d (%.1f s)",
             model.architecture,
-            best_rmse,
-            best_epoch,
+            result.best_val_rmse,
+            result.best_epoch,
             result.epochs_run,
             result.seconds,
         )
-    return result
+
+
+def _per_rank(config: TrainConfig, context: DistributedContext) -> TrainConfig:
+    """``config`` with the batch each rank steps on: all ranks' batches together make one configured batch."""
+    if not context.enabled:
+        return config
+    return dataclasses.replace(config, batch_size=shard_batch_size(config.batch_size, context.world_size))
 
 
 def _validate(model: RatingModel, valid: Interactions, histories: UserHistories) -> float:
@@ -153,17 +230,17 @@ def _owner(model: torch.nn.Module, parameter_name: str) -> torch.nn.Module:
 
 def _train_epoch(
     model: RatingModel,
+    step: nn.Module,
     batches: Any,
     optimizer: torch.optim.Optimizer,
-    config: TrainConfig,
+    context: DistributedContext,
     rng: np.random.Generator,
+    log: ShardLog,
 ) -> float:
     model.train()
     total, count = 0.0, 0
-    for inputs, target in batches.epoch(rng):
-        loss, mse = model.rating_loss(inputs, target)
-        if config.l2:
-            loss = loss + config.l2 * model.penalty(*inputs)
+    for inputs, target in shard(batches.epoch(rng), context.rank, context.world_size):
+        loss, mse = step(inputs, target)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"degenerate loss {float(loss.detach())} training {model.architecture}; lower the learning rate"
@@ -173,4 +250,5 @@ def _train_epoch(
         optimizer.step()
         total += float(mse.detach()) * len(target)
         count += len(target)
+        log.add(inputs[0], len(target))
     return total / max(count, 1)

@@ -1,15 +1,23 @@
 """Train several architectures on one split, one process per model when ``jobs`` > 1, and write checkpoints.
 
 Small models gain nothing from several BLAS threads on a shared CPU (thread oversubscription made a
-MovieLens MF step 25x slower under load), so each worker uses one thread and models train side by side.
+MovieLens MF step 25x slower under load), so each worker starts on ``threads`` threads and models train
+side by side. The run owns ``jobs x threads`` cores: when fewer models are left than workers (the GCN
+alone at the end), the running ones take the idle cores, re-reading a shared count of running workers
+before every epoch (:class:`ThreadShare`).
+
+Under ``torchrun`` every rank trains every model in turn, in its own process, with the run's
+:class:`~trainer.distributed.DistributedContext`; rank 0 alone writes the checkpoints.
 """
 
 from __future__ import annotations
 
 import concurrent.futures
 import dataclasses
+import functools
 import logging
 import multiprocessing
+import multiprocessing.sharedctypes
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -20,6 +28,7 @@ from trainer import architecture
 from trainer.checkpoint import save_checkpoint
 from trainer.config import RankingConfig, TrainConfig
 from trainer.data.splits import Split
+from trainer.distributed import SINGLE, DistributedContext, state_digest
 from trainer.experiment import train_and_evaluate
 from trainer.models._base import HParam
 
@@ -47,6 +56,52 @@ class RunOptions:
     progress: bool = True
 
 
+def threads_per_worker(cores: int, running: int) -> int:
+    """Torch threads for each of ``running`` workers sharing ``cores`` cores (at least one each)."""
+    return max(1, cores // max(1, running))
+
+
+class ThreadShare:
+    """Hands a run's cores out among the workers still training, through a counter in shared memory.
+
+    A worker enters the share while it trains one model (the count goes up), calls :meth:`rebalance`
+    before every epoch, and leaves when the model is done (the count goes down), so the last models
+    running speed up as others finish.
+
+    Args:
+        cores: cores the whole run may use (``jobs x threads``).
+        running: shared count of workers training now.
+    """
+
+    def __init__(self, cores: int, running: multiprocessing.sharedctypes.Synchronized) -> None:
+        self.cores, self.running = cores, running
+
+    def __enter__(self) -> ThreadShare:
+        with self.running.get_lock():
+            self.running.value += 1
+        self.rebalance()
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        with self.running.get_lock():
+            self.running.value -= 1
+
+    def rebalance(self) -> None:
+        """Set this process's torch threads to its share of the cores now."""
+        threads = threads_per_worker(self.cores, self.running.value)
+        if threads != torch.get_num_threads():
+            _LOGGER.debug("%d workers running: %d threads", self.running.value, threads)
+            torch.set_num_threads(threads)
+
+
+_SHARE: ThreadShare | None = None
+
+
+def _init_worker(cores: int, running: multiprocessing.sharedctypes.Synchronized) -> None:
+    global _SHARE
+    _SHARE = ThreadShare(cores, running)
+
+
 def run_models(
     architectures: Sequence[str],
     split: Split,
@@ -56,6 +111,7 @@ def run_models(
     jobs: int = 1,
     overrides: Mapping[str, Mapping[str, HParam]] | None = None,
     data: Mapping[str, str] | None = None,
+    context: DistributedContext = SINGLE,
 ) -> dict[str, dict[str, float]]:
     """Train and evaluate each architecture; write ``out_dir/<arch>/checkpoint.pt`` when ``out_dir`` is set.
 
@@ -67,6 +123,8 @@ def run_models(
         jobs: models trained at once, each in its own process (1 = in this process).
         overrides: per-architecture hyper-parameter overrides.
         data: provenance strings stored in each checkpoint.
+        context: the data-parallel run this process is a rank of (models then train one after another in
+            this process, ``jobs`` is ignored); rank 0 writes the checkpoints, other ranks return empty metrics.
 
     Returns:
         Test metrics per architecture, in the order given.
@@ -74,14 +132,18 @@ def run_models(
     options = options or RunOptions()
     overrides = overrides or {}
     tasks = [
-        (arch, split, out_dir, options, dict(overrides.get(arch, {})), dict(data or {}), position)
+        (arch, split, out_dir, options, dict(overrides.get(arch, {})), dict(data or {}), position, context)
         for position, arch in enumerate(architectures)
     ]
-    if jobs <= 1 or len(tasks) == 1:
+    if jobs <= 1 or len(tasks) == 1 or context.enabled:
         results = [_train_one(*task) for task in tasks]
     else:
-        context = multiprocessing.get_context("spawn")
-        with concurrent.futures.ProcessPoolExecutor(min(jobs, len(tasks)), mp_context=context) as pool:
+        workers = min(jobs, len(tasks))
+        spawn = multiprocessing.get_context("spawn")
+        running = spawn.Value("i", 0)
+        with concurrent.futures.ProcessPoolExecutor(
+            workers, mp_context=spawn, initializer=_init_worker, initargs=(workers * options.threads, running)
+        ) as pool:
             results = list(pool.map(_train_one, *zip(*tasks, strict=True)))
     return dict(zip(architectures, results, strict=True))
 
@@ -113,10 +175,13 @@ def _train_one(
     overrides: dict[str, HParam],
     data: dict[str, str],
     position: int,
+    context: DistributedContext = SINGLE,
 ) -> dict[str, float]:
     torch.set_num_threads(options.threads)
     config, ranking_config = configs_for(name, options, position)
-    trained = train_and_evaluate(
+    share = _SHARE
+    train = functools.partial(
+        train_and_evaluate,
         name,
         split,
         overrides=overrides,
@@ -125,8 +190,18 @@ def _train_one(
         val_fraction=options.val_fraction,
         seed=options.seed,
         progress=options.progress,
+        context=context,
     )
-    if out_dir is not None:
+    if share is None:
+        trained = train()
+    else:
+        with share:
+            trained = train(on_epoch=share.rebalance)
+    if context.enabled:
+        _LOGGER.info(
+            "%s: rank %d of %d final weights %s", name, context.rank, context.world_size, state_digest(trained.model)
+        )
+    if out_dir is not None and context.is_main:
         path = save_checkpoint(
             Path(out_dir) / name / "checkpoint.pt",
             trained.model,

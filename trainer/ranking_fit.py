@@ -8,17 +8,21 @@ when the loss samples them, are drawn here (``trainer.sampling``), never inside 
 from __future__ import annotations
 
 import copy
+import dataclasses
 import logging
 import math
 import time
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 
 import numpy as np
 import torch
+from torch import nn
 from tqdm.auto import tqdm
 
 from trainer.config import RankingConfig
 from trainer.data.interactions import Interactions
+from trainer.distributed import SINGLE, DistributedContext, ShardLog, only_training, shard, shard_batch_size
 from trainer.evaluation import TOP_K, ranking_metrics
 from trainer.fitting import adamw
 from trainer.losses import bpr_loss, sampled_softmax_loss, softmax_loss
@@ -40,7 +44,10 @@ class RankingFitResult:
         epochs_run: epochs actually run.
         seconds: wall time of the fit.
         losses: mean training loss per epoch.
-        val_recalls: (epoch, validation Recall@10) of each validation.
+        val_recalls: (epoch, validation Recall@10) of each validation (rank 0 only).
+        shard_batches: batches this rank stepped on in the first epoch.
+        shard_examples: positives in those batches.
+        shard_digest: hash of those batches' first inputs (ranks of one run differ).
     """
 
     best_epoch: int = 0
@@ -49,10 +56,45 @@ class RankingFitResult:
     seconds: float = 0.0
     losses: list[float] = field(default_factory=list)
     val_recalls: list[tuple[int, float]] = field(default_factory=list)
+    shard_batches: int = 0
+    shard_examples: int = 0
+    shard_digest: str = ""
+
+
+class RankingStep(nn.Module):
+    """One batch's ranking loss (plus ``l2`` times the towers' penalty): what DistributedDataParallel wraps.
+
+    Args:
+        model: the model whose ranking head is fitted.
+        loss: ``softmax``, ``sampled_softmax`` or ``bpr``.
+        l2: weight of the towers' penalty.
+    """
+
+    def __init__(self, model: RatingModel, loss: str, l2: float) -> None:
+        super().__init__()
+        self.model, self.loss, self.l2 = model, loss, l2
+
+    def forward(self, batch: RankingBatch, negatives: torch.Tensor | None) -> torch.Tensor:
+        """Scalar loss of ``batch``; ``negatives`` int64 [n, k] for the sampled losses, else None."""
+        towers = self.model.ranking_towers(batch.inputs)
+        if self.loss == "softmax":
+            loss = softmax_loss(towers, batch.positives)
+        else:
+            loss_fn = sampled_softmax_loss if self.loss == "sampled_softmax" else bpr_loss
+            loss = loss_fn(towers, batch.positives, negatives)
+        if self.l2:
+            loss = loss + self.l2 * towers.penalty
+        return loss
 
 
 def fit_ranking(
-    model: RatingModel, train: Interactions, valid: Interactions | None, config: RankingConfig
+    model: RatingModel,
+    train: Interactions,
+    valid: Interactions | None,
+    config: RankingConfig,
+    *,
+    context: DistributedContext = SINGLE,
+    on_epoch: Callable[[], None] | None = None,
 ) -> RankingFitResult:
     """Fit ``model.ranking`` on ``train``'s implicit signal, stopping early on ``valid`` Recall@10.
 
@@ -66,6 +108,9 @@ def fit_ranking(
         train: ratings whose rated items are the positives.
         valid: held-out training ratings for early stopping (never the test split), or None.
         config: optimisation settings.
+        context: the data-parallel run this process belongs to (see :func:`trainer.fitting.fit`); negatives
+            are drawn from a stream of their own per rank, so every rank keeps drawing the same batch order.
+        on_epoch: called before every epoch (the jobs runner rebalances threads there).
 
     Returns:
         The fit's history; ``model`` is left in eval mode with the best epoch's ranking weights.
@@ -78,8 +123,14 @@ def fit_ranking(
         raise ValueError("need training ratings to fit a ranking head")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
-    batches = model.ranking_batches(train, config)
-    optimizer = adamw(model, list(model.ranking.parameters()), config.learning_rate, config.weight_decay)
+    # One process keeps its single stream; ranks share the order stream and sample negatives apart.
+    sampler = np.random.default_rng([config.seed, context.rank]) if context.enabled else rng
+    per_rank = config
+    if context.enabled:
+        per_rank = dataclasses.replace(config, batch_size=shard_batch_size(config.batch_size, context.world_size))
+    batches = model.ranking_batches(train, per_rank)
+    trained = list(model.ranking.parameters())
+    optimizer = adamw(model, trained, config.learning_rate, config.weight_decay)
     histories = train.histories()
     keys = positive_keys(train.users, train.items, train.num_items) if config.loss != "softmax" else np.empty(0)
     best_state, result = copy.deepcopy(model.ranking.state_dict()), RankingFitResult()
@@ -89,85 +140,114 @@ def fit_ranking(
         total=config.epochs,
         desc=f"{'rank' if valid is not None else 'rank refit'} {model.architecture}",
         unit="epoch",
-        disable=not config.progress,
+        disable=not config.progress or not context.is_main,
         position=config.progress_position,
         leave=True,
     )
     try:
-        for epoch in range(1, config.epochs + 1):
-            model.train()
-            loss = _epoch(model, batches, optimizer, config, keys, train.num_items, rng)
-            result.losses.append(loss)
-            result.epochs_run = epoch
-            bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}", best=f"{best_recall:.4f}@{result.best_epoch}")
-            if valid is None:
-                result.best_epoch = epoch
-            elif epoch % config.eval_every == 0 or epoch == config.epochs:
-                model.eval()
-                recall = ranking_metrics(lambda users: model.rank(users, histories), histories, valid)[_RECALL]
-                result.val_recalls.append((epoch, recall))
-                if recall > best_recall:
-                    best_state, best_recall, result.best_epoch, since_best = (
-                        copy.deepcopy(model.ranking.state_dict()),
-                        recall,
-                        epoch,
-                        0,
-                    )
-                else:
-                    since_best += 1
-                if since_best >= config.patience:
+        with only_training(model, trained):
+            step = context.wrap(RankingStep(model, config.loss, config.l2), trained)
+            for epoch in range(1, config.epochs + 1):
+                if on_epoch is not None:
+                    on_epoch()
+                model.train()
+                log = ShardLog()
+                epoch_batches = shard(_with_positives(batches.epoch(rng)), context.rank, context.world_size)
+                loss = _epoch(model, step, epoch_batches, optimizer, config, keys, train.num_items, sampler, log)
+                if epoch == 1:
+                    result.shard_batches, result.shard_examples, result.shard_digest = log.summary()
+                result.losses.append(loss)
+                result.epochs_run = epoch
+                bar.update(1)
+                bar.set_postfix(loss=f"{loss:.4f}", best=f"{best_recall:.4f}@{result.best_epoch}")
+                stop = False
+                if valid is None:
+                    result.best_epoch = epoch
+                elif (epoch % config.eval_every == 0 or epoch == config.epochs) and context.is_main:
+                    model.eval()
+                    recall = ranking_metrics(lambda users: model.rank(users, histories), histories, valid)[_RECALL]
+                    result.val_recalls.append((epoch, recall))
+                    if recall > best_recall:
+                        best_state, best_recall, result.best_epoch, since_best = (
+                            copy.deepcopy(model.ranking.state_dict()),
+                            recall,
+                            epoch,
+                            0,
+                        )
+                    else:
+                        since_best += 1
+                    stop = since_best >= config.patience
+                out_of_time = config.max_seconds is not None and time.perf_counter() - started > config.max_seconds
+                stop, result.best_epoch, out_of_time = context.broadcast_object(
+                    (stop or out_of_time, result.best_epoch, out_of_time)
+                )
+                if stop:
+                    if out_of_time:
+                        _LOGGER.info(
+                            "%s ranking: stopping after %.0f s (max_seconds)", model.architecture, config.max_seconds
+                        )
                     break
-            if config.max_seconds is not None and time.perf_counter() - started > config.max_seconds:
-                _LOGGER.info("%s ranking: stopping after %.0f s (max_seconds)", model.architecture, config.max_seconds)
-                break
     finally:
         bar.close()
-    if valid is not None:
+    if valid is not None and context.is_main:
         model.ranking.load_state_dict(best_state)
         result.best_val_recall = best_recall
+    context.broadcast_module(model.ranking)
     model.eval()
     result.seconds = time.perf_counter() - started
-    if valid is None:
+    _log_fit(model, result, context, refit=valid is None)
+    return result
+
+
+def _with_positives(batches: Iterator[RankingBatch]) -> Iterator[RankingBatch]:
+    """Batches with at least one positive (decided before sharding, so every rank steps equally often)."""
+    return (batch for batch in batches if len(batch.positives.items))
+
+
+def _log_fit(model: RatingModel, result: RankingFitResult, context: DistributedContext, *, refit: bool) -> None:
+    if context.enabled:
+        _LOGGER.info(
+            "%s ranking: rank %d of %d stepped on %d positives in %d batches per epoch (shard %s)",
+            model.architecture,
+            context.rank,
+            context.world_size,
+            result.shard_examples,
+            result.shard_batches,
+            result.shard_digest,
+        )
+    if refit:
         _LOGGER.info("%s ranking: refit %d epochs (%.1f s)", model.architecture, result.epochs_run, result.seconds)
-    else:
+    elif context.is_main:
         _LOGGER.info(
             "%s ranking: best validation %s %.4f at epoch %d of %d (%.1f s)",
             model.architecture,
             _RECALL,
-            best_recall,
+            result.best_val_recall,
             result.best_epoch,
             result.epochs_run,
             result.seconds,
         )
-    return result
 
 
 def _epoch(
     model: RatingModel,
-    batches: object,
+    step: nn.Module,
+    batches: Iterator[RankingBatch],
     optimizer: torch.optim.Optimizer,
     config: RankingConfig,
     keys: np.ndarray,
     num_items: int,
     rng: np.random.Generator,
+    log: ShardLog,
 ) -> float:
     total, count = 0.0, 0
-    batch: RankingBatch
-    for batch in batches.epoch(rng):  # type: ignore[attr-defined]
-        if not len(batch.positives.items):
-            continue
-        towers = model.ranking_towers(batch.inputs)
-        if config.loss == "softmax":
-            loss = softmax_loss(towers, batch.positives)
-        else:
+    for batch in batches:
+        negatives = None
+        if config.loss != "softmax":
             users = batch.row_users[batch.positives.rows.numpy()]
             count_per = config.negatives if config.loss == "sampled_softmax" else 1
             negatives = torch.from_numpy(sample_negatives(num_items, keys, users, count_per, rng))
-            loss_fn = sampled_softmax_loss if config.loss == "sampled_softmax" else bpr_loss
-            loss = loss_fn(towers, batch.positives, negatives)
-        if config.l2:
-            loss = loss + config.l2 * towers.penalty
+        loss = step(batch, negatives)
         if not torch.isfinite(loss):
             raise FloatingPointError(
                 f"degenerate ranking loss {float(loss.detach())} training {model.architecture}; lower the learning rate"
@@ -177,4 +257,5 @@ def _epoch(
         optimizer.step()
         total += float(loss.detach())
         count += 1
+        log.add(batch.inputs[0], len(batch.positives.items))
     return total / max(count, 1)
