@@ -169,28 +169,43 @@ def fit(
     model.eval()
     result.best_epoch, result.best_val_rmse = best_epoch, best_rmse if validating else math.nan
     result.seconds = time.perf_counter() - started
-    _log_fit(model, result, context, refit=valid is None)
+    log_fit(model.architecture, "ratings", "RMSE", result.best_val_rmse, result, context, refit=valid is None)
     return result
 
 
-def _log_fit(model: RatingModel, result: FitResult, context: DistributedContext, *, refit: bool) -> None:
+def log_fit(
+    label: str, examples: str, metric: str, best: float, result: Any, context: DistributedContext, *, refit: bool
+) -> None:
+    """One log line for a finished fit of either head (and one per rank under torch.distributed).
+
+    Args:
+        label: what was fitted, e.g. ``mf`` or ``mf ranking``.
+        examples: what a shard counts, e.g. ``ratings`` or ``positives``.
+        metric: the validation metric's name.
+        best: its best value.
+        result: the fit's result (``FitResult`` or ``RankingFitResult``).
+        context: the distributed context.
+        refit: whether this fit ran without validation.
+    """
     if context.enabled:
         _LOGGER.info(
-            "%s: rank %d of %d stepped on %d ratings in %d batches per epoch (shard %s)",
-            model.architecture,
+            "%s: rank %d of %d stepped on %d %s in %d batches per epoch (shard %s)",
+            label,
             context.rank,
             context.world_size,
             result.shard_examples,
+            examples,
             result.shard_batches,
             result.shard_digest,
         )
     if refit:
-        _LOGGER.info("%s: refit %d epochs (%.1f s)", model.architecture, result.epochs_run, result.seconds)
+        _LOGGER.info("%s: refit %d epochs (%.1f s)", label, result.epochs_run, result.seconds)
     elif context.is_main:
         _LOGGER.info(
-            "%s: best validation RMSE %.4f at epoch %d of %d (%.1f s)",
-            model.architecture,
-            result.best_val_rmse,
+            "%s: best validation %s %.4f at epoch %d of %d (%.1f s)",
+            label,
+            metric,
+            best,
             result.best_epoch,
             result.epochs_run,
             result.seconds,

@@ -24,7 +24,7 @@ from trainer.config import RankingConfig
 from trainer.data.interactions import Interactions
 from trainer.distributed import SINGLE, DistributedContext, ShardLog, only_training, shard, shard_batch_size
 from trainer.evaluation import TOP_K, ranking_metrics
-from trainer.fitting import adamw
+from trainer.fitting import adamw, log_fit
 from trainer.losses import bpr_loss, sampled_softmax_loss, softmax_loss
 from trainer.minibatches import RankingBatch
 from trainer.models import RatingModel
@@ -195,38 +195,14 @@ def fit_ranking(
     context.broadcast_module(model.ranking)
     model.eval()
     result.seconds = time.perf_counter() - started
-    _log_fit(model, result, context, refit=valid is None)
+    label = f"{model.architecture} ranking"
+    log_fit(label, "positives", _RECALL, result.best_val_recall, result, context, refit=valid is None)
     return result
 
 
 def _with_positives(batches: Iterator[RankingBatch]) -> Iterator[RankingBatch]:
     """Batches with at least one positive (decided before sharding, so every rank steps equally often)."""
     return (batch for batch in batches if len(batch.positives.items))
-
-
-def _log_fit(model: RatingModel, result: RankingFitResult, context: DistributedContext, *, refit: bool) -> None:
-    if context.enabled:
-        _LOGGER.info(
-            "%s ranking: rank %d of %d stepped on %d positives in %d batches per epoch (shard %s)",
-            model.architecture,
-            context.rank,
-            context.world_size,
-            result.shard_examples,
-            result.shard_batches,
-            result.shard_digest,
-        )
-    if refit:
-        _LOGGER.info("%s ranking: refit %d epochs (%.1f s)", model.architecture, result.epochs_run, result.seconds)
-    elif context.is_main:
-        _LOGGER.info(
-            "%s ranking: best validation %s %.4f at epoch %d of %d (%.1f s)",
-            model.architecture,
-            _RECALL,
-            result.best_val_recall,
-            result.best_epoch,
-            result.epochs_run,
-            result.seconds,
-        )
 
 
 def _epoch(
