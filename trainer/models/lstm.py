@@ -583,7 +583,7 @@ ARCHITECTURE = register(
             patience=5,
         ),
         ranking=RankingConfig(
-            epochs=45, eval_every=3, patience=5, batch_size=32, learning_rate=3e-3, low_rating_weight=0.2, refit=False
+            epochs=45, eval_every=3, patience=5, batch_size=32, learning_rate=3e-3, low_rating_weight=0.2, refit=True
         ),
         tiny={"dim": 16, "hidden_dim": 32, "max_history_length": 50, "ranking_dim": 16, "ranking_hidden_dim": 32},
         contract_enum=mc.ARCHITECTURE_LSTM,
