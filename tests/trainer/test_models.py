@@ -40,20 +40,6 @@ def make(architecture: str, split: Split, seed: int = 0) -> torch.nn.Module:
     return model.eval()
 
 
-def _unused(
-    architecture: str, split: Split, batch: int = 6
-) -> tuple[tuple[torch.Tensor, ...], tuple[torch.Tensor, ...]]:
-    """(predict args, recommend args) for a batch of training users."""
-    generator = torch.Generator().manual_seed(1)
-    users = torch.randint(0, split.train.num_users, (batch,), generator=generator)
-    items = torch.randint(0, split.train.num_items, (batch,), generator=generator)
-    if architecture != "lstm":
-        return (users, items), (users,)
-    items_t, ratings_t, lengths = split.train.histories().padded(users.numpy(), 16)
-    history = (torch.from_numpy(items_t), torch.from_numpy(ratings_t), torch.from_numpy(lengths))
-    return (*history, items), history
-
-
 @pytest.mark.parametrize("architecture", ARCHITECTURES)
 def test_rate_and_rank_shapes_and_ranges(architecture: str, tiny_split: Split) -> None:
     model = make(architecture, tiny_split)

@@ -84,13 +84,6 @@ class HistoryEncoder(nn.Module):
         state = F.dropout(torch.cat([last, mean], dim=-1), self.dropout, self.training)
         return self.user_vector(state), self.user_bias(state).squeeze(-1)
 
-    def step_vectors(self, history_items: torch.Tensor, history_ratings: torch.Tensor) -> torch.Tensor:
-        """The user vector after every step (what :meth:`forward` gives at that length): [B, T] -> [B, T, dim]."""
-        output = self._outputs(history_items, history_ratings)
-        counts = torch.arange(1, output.size(1) + 1, device=output.device, dtype=output.dtype).view(1, -1, 1)
-        state = torch.cat([output, output.cumsum(dim=1) / counts], dim=-1)
-        return self.user_vector(F.dropout(state, self.dropout, self.training))
-
 
 class SequenceRanking(nn.Module):
     """Next-items head: an LSTM state plus a bag of the items read so far, scored as ``<q, w_i> + b_i``.
