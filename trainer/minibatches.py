@@ -196,7 +196,7 @@ class ContextRankingBatches:
         max_history_length: longest context read.
         relevant_rating: ratings at or above this weigh 1.
         low_rating_weight: weight of lower ratings as targets.
-        horizon: events after the cut that are targets.
+        horizon: events after the cut that are targets (a few: the nearest future is what a history predicts).
         holdout_fraction: share of the context's events moved to the targets.
     """
 
@@ -207,7 +207,7 @@ class ContextRankingBatches:
         max_history_length: int,
         relevant_rating: float,
         low_rating_weight: float,
-        horizon: int = 20,
+        horizon: int = 5,
         holdout_fraction: float = 0.2,
     ) -> None:
         if batch_size < 1 or max_history_length < 1 or horizon < 0:
