@@ -7,10 +7,10 @@ mean of both shapes, 31,333 x 14,793). Synthetic data is generated once per size
 
 Every (size, architecture) trains in a fresh child process under ``RLIMIT_AS`` (``--memory-gib``), so its
 peak resident memory (``ru_maxrss``) is its own and a blow-up fails that row cleanly instead of taking
-the machine. Each head is capped by ``--epochs`` and ``--max-seconds``, without the declared refits; at
-sizes from ``--one-epoch-from`` on, each head runs exactly one epoch and the row reports its cost (or its
-failure). Ranking quality is measured on at most ``--eval-users`` users (validation and test), RMSE on
-every test rating::
+the machine. Each head is capped by ``--epochs`` and ``--max-seconds`` (checked after every batch),
+without the declared refits; at sizes from ``--one-epoch-from`` on, each head runs exactly one whole
+epoch, uncapped, and the row reports its cost (or its failure). Ranking quality is measured on at most
+``--eval-users`` users (validation and test), RMSE on every test rating::
 
     PYTHONPATH=$PWD python -m bench.scale --sizes ml100k,1M --epochs 10 --max-seconds 120
     PYTHONPATH=$PWD python -m bench.scale --sizes 25M --one-epoch-from 25M
@@ -90,13 +90,14 @@ def _train(size: str, name: str, args: argparse.Namespace) -> dict:
     loaded_mib = _peak_mib()
     one_epoch = SIZES.index(size) >= SIZES.index(args.one_epoch_from)
     epochs = 1 if one_epoch else args.epochs
+    max_seconds = None if one_epoch else args.max_seconds  # one whole epoch, whatever it costs
     declaration = architecture.get(name)
     rating = dataclasses.replace(
         declaration.training,
         epochs=epochs,
         patience=min(declaration.training.patience, epochs),
         refit=False,
-        max_seconds=args.max_seconds,
+        max_seconds=max_seconds,
         progress=False,
     )
     ranking = dataclasses.replace(
@@ -104,7 +105,7 @@ def _train(size: str, name: str, args: argparse.Namespace) -> dict:
         epochs=epochs,
         eval_every=min(declaration.ranking.eval_every, epochs),
         refit=False,
-        max_seconds=args.max_seconds,
+        max_seconds=max_seconds,
         progress=False,
     )
     rng = np.random.default_rng(0)

@@ -22,7 +22,8 @@ class TrainConfig:
         target_fraction: LSTM only: share of each history held out as targets per epoch.
         refit: after early stopping, train a fresh model on all training ratings (validation included) for
             the best epoch count and keep that one: the final model sees every training rating.
-        max_seconds: stop after this much wall time (None = no limit); the best weights so far are kept.
+        max_seconds: stop after this much wall time, checked after every batch (None = no limit); the epoch
+            it cuts short is validated and the best weights so far are kept.
         seed: seeds the initialisation, the shuffling and dropout.
         progress: show a tqdm bar with loss and validation RMSE.
         progress_position: line of the bar, when several models train side by side.
@@ -71,7 +72,7 @@ class RankingConfig:
         patience: epochs without a better validation Recall@10 before stopping.
         eval_every: validate every this many epochs (validation costs a full ranking of the users).
         refit: after early stopping, retrain the head on all training data for the best epoch count.
-        max_seconds: stop after this much wall time (None = no limit).
+        max_seconds: stop after this much wall time, checked after every batch (None = no limit).
         seed: seeds initialisation, shuffling, dropout and negative sampling.
         progress: show a tqdm bar.
         progress_position: line of the bar, when several models train side by side.

@@ -160,6 +160,14 @@ def shard(batches: Iterable[T], rank: int, world_size: int) -> Iterator[T]:
     yield from group
 
 
+def shard_length(batches: object, world_size: int) -> int | None:
+    """Batches one rank gets from :func:`shard` of an epoch of ``len(batches)``, or None without a length."""
+    if not hasattr(batches, "__len__"):
+        return None
+    total = len(batches)  # type: ignore[arg-type]
+    return total // world_size + total % world_size
+
+
 def shard_batch_size(batch_size: int, world_size: int) -> int:
     """Per-rank batch size so that one step of all ranks covers ``batch_size`` examples (rounded up)."""
     return max(1, -(-batch_size // world_size))

@@ -18,9 +18,18 @@ from tqdm.auto import tqdm
 
 from trainer.config import TrainConfig
 from trainer.data.interactions import Interactions, UserHistories
-from trainer.distributed import SINGLE, DistributedContext, ShardLog, only_training, shard, shard_batch_size
+from trainer.distributed import (
+    SINGLE,
+    DistributedContext,
+    ShardLog,
+    only_training,
+    shard,
+    shard_batch_size,
+    shard_length,
+)
 from trainer.evaluation import rating_errors
 from trainer.models import RatingModel
+from trainer.progress import EpochWatch, deadline_after
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -128,11 +137,17 @@ def fit(
     try:
         with only_training(model, trained):
             step = context.wrap(RatingStep(model, config.l2), trained)
+            watch = EpochWatch(
+                bar,
+                shard_length(batches, context.world_size),
+                deadline_after(config.max_seconds, started),
+                stop_mid_epoch=not context.enabled,
+            )
             for epoch in range(1, config.epochs + 1):
                 if on_epoch is not None:
                     on_epoch()
                 log = ShardLog()
-                loss = _train_epoch(model, step, batches, optimizer, context, rng, log)
+                loss = _train_epoch(model, step, batches, optimizer, context, rng, log, watch)
                 if epoch == 1:
                     result.shard_batches, result.shard_examples, result.shard_digest = log.summary()
                 model.eval()
@@ -152,7 +167,7 @@ def fit(
                         loss=f"{loss:.4f}", val_rmse=f"{val_rmse:.4f}", best=f"{best_rmse:.4f}@{best_epoch}"
                     )
                 _LOGGER.debug("%s epoch %d loss %.4f val_rmse %.4f", model.architecture, epoch, loss, val_rmse)
-                out_of_time = config.max_seconds is not None and time.perf_counter() - started > config.max_seconds
+                out_of_time = watch.out_of_time()
                 stop = (valid is not None and epoch - best_epoch >= config.patience) or out_of_time
                 stop, best_epoch, out_of_time = context.broadcast_object((stop, best_epoch, out_of_time))
                 if stop:
@@ -251,10 +266,11 @@ def _train_epoch(
     context: DistributedContext,
     rng: np.random.Generator,
     log: ShardLog,
+    watch: EpochWatch,
 ) -> float:
     model.train()
     total, count = 0.0, 0
-    for inputs, target in shard(batches.epoch(rng), context.rank, context.world_size):
+    for done, (inputs, target) in enumerate(shard(batches.epoch(rng), context.rank, context.world_size), 1):
         loss, mse = step(inputs, target)
         if not torch.isfinite(loss):
             raise FloatingPointError(
@@ -266,4 +282,6 @@ def _train_epoch(
         total += float(mse.detach()) * len(target)
         count += len(target)
         log.add(inputs[0], len(target))
+        if watch.tick(done):
+            break
     return total / max(count, 1)

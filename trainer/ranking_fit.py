@@ -22,12 +22,21 @@ from tqdm.auto import tqdm
 
 from trainer.config import RankingConfig
 from trainer.data.interactions import Interactions
-from trainer.distributed import SINGLE, DistributedContext, ShardLog, only_training, shard, shard_batch_size
+from trainer.distributed import (
+    SINGLE,
+    DistributedContext,
+    ShardLog,
+    only_training,
+    shard,
+    shard_batch_size,
+    shard_length,
+)
 from trainer.evaluation import TOP_K, ranking_metrics
 from trainer.fitting import adamw, log_fit
 from trainer.losses import bpr_loss, sampled_softmax_loss, softmax_loss
 from trainer.minibatches import RankingBatch
 from trainer.models import RatingModel
+from trainer.progress import EpochWatch, deadline_after
 from trainer.sampling import positive_keys, sample_negatives
 
 _LOGGER = logging.getLogger(__name__)
@@ -147,13 +156,19 @@ def fit_ranking(
     try:
         with only_training(model, trained):
             step = context.wrap(RankingStep(model, config.loss, config.l2), trained)
+            watch = EpochWatch(
+                bar,
+                shard_length(batches, context.world_size),
+                deadline_after(config.max_seconds, started),
+                stop_mid_epoch=not context.enabled,
+            )
             for epoch in range(1, config.epochs + 1):
                 if on_epoch is not None:
                     on_epoch()
                 model.train()
                 log = ShardLog()
                 epoch_batches = shard(_with_positives(batches.epoch(rng)), context.rank, context.world_size)
-                loss = _epoch(model, step, epoch_batches, optimizer, config, keys, train.num_items, sampler, log)
+                loss = _epoch(model, step, epoch_batches, optimizer, config, keys, train.num_items, sampler, log, watch)
                 if epoch == 1:
                     result.shard_batches, result.shard_examples, result.shard_digest = log.summary()
                 result.losses.append(loss)
@@ -177,7 +192,7 @@ def fit_ranking(
                     else:
                         since_best += 1
                     stop = since_best >= config.patience
-                out_of_time = config.max_seconds is not None and time.perf_counter() - started > config.max_seconds
+                out_of_time = watch.out_of_time()
                 stop, result.best_epoch, out_of_time = context.broadcast_object(
                     (stop or out_of_time, result.best_epoch, out_of_time)
                 )
@@ -215,6 +230,7 @@ def _epoch(
     num_items: int,
     rng: np.random.Generator,
     log: ShardLog,
+    watch: EpochWatch,
 ) -> float:
     total, count = 0.0, 0
     for batch in batches:
@@ -234,4 +250,6 @@ def _epoch(
         total += float(loss.detach())
         count += 1
         log.add(batch.inputs[0], len(batch.positives.items))
+        if watch.tick(count):
+            break
     return total / max(count, 1)
