@@ -1,11 +1,11 @@
-"""The GCN's precomputed adjacency: normalisation and per-level structure."""
+"""The GCN's precomputed adjacency: normalisation, per-level structure and sampled propagation."""
 
 from __future__ import annotations
 
 import pytest
 import torch
 
-from trainer.models.graph import history_edges, normalized_adjacency
+from trainer.models.graph import history_edges, normalized_adjacency, propagate_rows, row_neighbours
 
 USER = torch.tensor([0, 0, 1, 2, 2, 2])
 ITEM = torch.tensor([0, 1, 1, 0, 1, 2])
@@ -41,3 +41,44 @@ def test_history_edges_expand_csr() -> None:
     assert users.tolist() == [0, 0, 2] and items.tolist() == [5, 6, 7]
     with pytest.raises(ValueError, match="do not match"):
         history_edges([0, 2], [1, 2, 3])
+
+
+def _random_graph(seed: int = 0, users: int = 30, items: int = 12, edges: int = 200) -> torch.Tensor:
+    generator = torch.Generator().manual_seed(seed)
+    pairs = torch.unique(
+        torch.stack(
+            [
+                torch.randint(0, users, (edges,), generator=generator),
+                torch.randint(0, items, (edges,), generator=generator),
+            ],
+            1,
+        ),
+        dim=0,
+    )
+    return normalized_adjacency(users, items, pairs[:, 0], pairs[:, 1])
+
+
+def test_propagating_rows_with_every_neighbour_is_the_sparse_product() -> None:
+    adjacency = _random_graph()
+    x = torch.randn(adjacency.size(0), 5)
+    rows = torch.tensor([0, 7, 30, 41, 3, 30])
+    exact = (adjacency @ x)[rows]
+    torch.testing.assert_close(propagate_rows(adjacency, x, rows), exact)
+    longest = int((adjacency.crow_indices().diff()).max())
+    torch.testing.assert_close(propagate_rows(adjacency, x, rows, sample=longest), exact)  # no row is long
+
+
+def test_sampled_rows_are_unbiased_and_bounded_by_the_sample() -> None:
+    adjacency = _random_graph()
+    x = torch.randn(adjacency.size(0), 4)
+    rows = torch.arange(30, 42)  # the items, read by up to ~30 users each
+    degree = adjacency.crow_indices().diff()[rows]
+    assert int(degree.max()) > 6
+    owner, _, _ = row_neighbours(adjacency, rows, sample=6)
+    assert torch.bincount(owner, minlength=len(rows)).tolist() == torch.clamp(degree, max=6).tolist()
+    generator = torch.Generator().manual_seed(1)
+    draws = torch.stack([propagate_rows(adjacency, x, rows, 6, generator) for _ in range(4000)])
+    exact = (adjacency @ x)[rows]
+    assert not torch.allclose(draws[0], exact, atol=1e-3)  # one draw is an estimate
+    standard_error = draws.std(0) / len(draws) ** 0.5
+    assert ((draws.mean(0) - exact).abs() <= 5 * standard_error + 1e-6).all()  # unbiased: within 5 standard errors

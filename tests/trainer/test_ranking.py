@@ -112,3 +112,41 @@ def test_sampled_losses_train_mf(loss: str, planted_split: Split) -> None:
     )
     popularity = baseline_metrics(planted_split)["popularity"]["recall@10"]
     assert trained.metrics["recall@10"] > popularity + 0.2
+
+
+def test_lightgcn_sampling_keeps_queries_exact_and_still_beats_popularity(planted_split: Split) -> None:
+    from trainer.experiment import build_for
+    from trainer.models import gcn
+
+    train = planted_split.train
+    exact = build_for("gcn", train, dict(registry.get("gcn").tiny))
+    assert exact.ranking.neighbours == 0  # a small graph propagates exactly
+    longest = int(train.histories().lengths().max()) + int(np.bincount(train.items).max())
+    for neighbours, items_exact in ((longest, True), (3, False)):
+        sampled = build_for("gcn", train, dict(registry.get("gcn").tiny, ranking_neighbours=neighbours))
+        sampled.load_state_dict(exact.state_dict())
+        users = torch.tensor([0, 5, 17])
+        want, got = exact.ranking.towers(users), sampled.ranking.towers(users)
+        torch.testing.assert_close(got.queries, want.queries)
+        assert torch.allclose(got.item_vectors, want.item_vectors) == items_exact
+    original = gcn.SAMPLED_FROM_RATINGS
+    try:
+        gcn.SAMPLED_FROM_RATINGS = len(train)
+        assert build_for("gcn", train).ranking.neighbours == gcn.SAMPLED_NEIGHBOURS
+    finally:
+        gcn.SAMPLED_FROM_RATINGS = original
+    declared = registry.get("gcn")
+    rating = dataclasses.replace(declared.training, epochs=2, patience=2, refit=False, progress=False)
+    ranking = dataclasses.replace(
+        declared.ranking, epochs=12, eval_every=4, patience=3, batch_size=32, learning_rate=1e-2, progress=False
+    )
+    trained = train_and_evaluate(
+        "gcn",
+        planted_split,
+        overrides=dict(declared.tiny, ranking_neighbours=3),
+        config=rating,
+        ranking_config=ranking,
+        progress=False,
+    )
+    popularity = baseline_metrics(planted_split)["popularity"]["recall@10"]
+    assert trained.metrics["recall@10"] > popularity + 0.2, (trained.metrics["recall@10"], popularity)

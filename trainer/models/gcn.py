@@ -24,12 +24,19 @@ from torch_geometric.nn import LGConv
 from protos.recsys.v1 import model_config_pb2 as mc
 from trainer.architecture import Architecture, register
 from trainer.config import RankingConfig, TrainConfig
-from trainer.data.interactions import UserHistories
+from trainer.data.interactions import Interactions, UserHistories
 from trainer.losses import Towers
 from trainer.models._base import HParam, RatingModel, as_index, check_index, independent_random_stream
-from trainer.models.graph import history_edges, normalized_adjacency
+from trainer.models.graph import history_edges, normalized_adjacency, propagate_rows
 from trainer.models.heads import FrozenDotRanking, PairServing, dot_scores, freeze
 from trainer.models.signatures import user_index_signatures
+
+SAMPLED_FROM_RATINGS = 2_000_000
+"""Training ratings from which the LightGCN head samples item neighbourhoods in training. Below it, the
+exact propagation per step is cheap (MovieLens 1M's shape: ~0.3 s of one core); at MovieLens 25M's it
+would cost the 50M-entry graph on each of an epoch's 635 steps."""
+SAMPLED_NEIGHBOURS = 32
+"""Users each item reads per step when sampling."""
 
 
 class LightGCNRanking(nn.Module):
@@ -41,11 +48,16 @@ class LightGCNRanking(nn.Module):
         dim: embedding size.
         layers: propagation steps K; the output is the mean of layers 0..K (He et al., 2020).
         conv: the weightless ``LGConv`` shared with the rating encoder.
+        neighbours: in training, each item reads an unbiased sample of this many of its users instead of
+            all of them (0: every neighbour, the exact propagation). A batch's users always read all their
+            items. Scoring and export always propagate exactly. Only one-layer propagation samples.
     """
 
-    def __init__(self, num_users: int, num_items: int, dim: int, layers: int, conv: nn.Module) -> None:
+    def __init__(
+        self, num_users: int, num_items: int, dim: int, layers: int, conv: nn.Module, neighbours: int = 0
+    ) -> None:
         super().__init__()
-        self.num_users, self.layers = num_users, layers
+        self.num_users, self.layers, self.neighbours = num_users, layers, neighbours
         self.embeddings = nn.Parameter(torch.empty(num_users + num_items, dim))
         self.item_bias = nn.Parameter(torch.zeros(num_items))
         self.conv = conv
@@ -69,11 +81,28 @@ class LightGCNRanking(nn.Module):
 
     def towers(self, users: torch.Tensor) -> Towers:
         """Queries of ``users``; the penalty: layer-0 norms of the users, plus the items' per user of the epoch."""
-        nodes = self.propagate()
         share = len(users) / self.num_users
         items = self.embeddings[self.num_users :]
         penalty = self.embeddings[users].pow(2).sum(-1).mean() + items.pow(2).sum(-1).mean() * share
+        if self.neighbours > 0 and self.layers == 1:
+            queries, item_vectors = self._sampled_layer(users)
+            return Towers(queries, item_vectors, self.item_bias, penalty)
+        nodes = self.propagate()
         return Towers(nodes[users], nodes[self.num_users :], self.item_bias, penalty)
+
+    def _sampled_layer(self, users: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """One propagation for a batch: its users read all their items, every item ``neighbours`` of its users.
+
+        The full propagation costs the whole graph per step (MovieLens 25M's shape: 50M entries, 635 steps
+        an epoch); this costs the batch's edges plus ``num_items x neighbours``.
+        """
+        if self.adjacency is None:
+            raise RuntimeError("LightGCNRanking has no graph: call set_graph first")
+        item_rows = torch.arange(self.num_users, self.embeddings.size(0))
+        user_layer = propagate_rows(self.adjacency, self.embeddings, users)
+        item_layer = propagate_rows(self.adjacency, self.embeddings, item_rows, self.neighbours)
+        queries = (self.embeddings[users] + user_layer) / 2
+        return queries, (self.embeddings[self.num_users :] + item_layer) / 2
 
 
 class GraphRecommender(RatingModel):
@@ -102,6 +131,9 @@ class GraphRecommender(RatingModel):
         mse_weight: weight of a squared-error term on the expected rating added to the cross-entropy.
         ranking_dim: size of the ranking head's (LightGCN's) embeddings.
         ranking_layers: LightGCN propagation steps.
+        ranking_neighbours: users each item reads per training step of the ranking head (0: all of them);
+            :meth:`data_hparams` picks 0 below ``SAMPLED_FROM_RATINGS`` training ratings, else
+            ``SAMPLED_NEIGHBOURS``.
         history_offsets: int64 [num_users + 1] CSR offsets of the training graph (not a hyper-parameter).
         history_items: int64 [n] item of each training rating.
         history_ratings: float32 [n] rating of each training rating, in stars (picks the edge's level).
@@ -128,6 +160,7 @@ class GraphRecommender(RatingModel):
         mse_weight: float = 10.0,
         ranking_dim: int = 64,
         ranking_layers: int = 1,
+        ranking_neighbours: int = 0,
         *,
         history_offsets: np.ndarray | torch.Tensor | None = None,
         history_items: np.ndarray | torch.Tensor | None = None,
@@ -154,6 +187,7 @@ class GraphRecommender(RatingModel):
             mse_weight=float(mse_weight),
             ranking_dim=ranking_dim,
             ranking_layers=ranking_layers,
+            ranking_neighbours=ranking_neighbours,
         )
         self.num_users, self.num_items, self.levels = num_users, num_items, levels
         self.dropout, self.init_scale, self.normalization = float(dropout), float(init_scale), normalization
@@ -168,11 +202,20 @@ class GraphRecommender(RatingModel):
         self.level_bias = nn.Parameter(torch.empty(levels))
         self.register_buffer("level_values", rating_min + torch.arange(levels, dtype=torch.float32))
         with independent_random_stream():
-            self.ranking = LightGCNRanking(num_users, num_items, ranking_dim, ranking_layers, self.conv)
+            self.ranking = LightGCNRanking(
+                num_users, num_items, ranking_dim, ranking_layers, self.conv, ranking_neighbours
+            )
         self.reset_parameters()
         if history_offsets is None or history_items is None or history_ratings is None:
             raise ValueError("the GCN needs its training graph: pass history_offsets, history_items, history_ratings")
         self.set_graph(history_offsets, history_items, history_ratings)
+
+    @classmethod
+    def data_hparams(cls, train: Interactions) -> dict[str, HParam]:
+        """Sizes, mean and scale, and whether the ranking head samples its items' neighbours (large graphs)."""
+        hparams = super().data_hparams(train)
+        hparams["ranking_neighbours"] = SAMPLED_NEIGHBOURS if len(train) >= SAMPLED_FROM_RATINGS else 0
+        return hparams
 
     def _repr_keys(self) -> tuple[str, ...]:
         return ("hidden_dim", "dim", "num_basis")

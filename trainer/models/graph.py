@@ -83,3 +83,59 @@ def normalized_adjacency(
     with warnings.catch_warnings():
         warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
         return coo.coalesce().to_sparse_csr()
+
+
+def row_neighbours(
+    adjacency: torch.Tensor, rows: torch.Tensor, sample: int = 0, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The neighbours a propagation step reads for ``rows``, all of them or an unbiased sample.
+
+    With ``sample`` 0, or for a row of at most ``sample`` neighbours, every entry of the row is returned
+    with its value. A longer row gets ``sample`` entries drawn uniformly with replacement, each value
+    scaled by ``degree / sample``, so that ``sum(value * x[neighbour])`` over the returned entries is an
+    unbiased estimate of the row's product with ``x`` (GraphSAGE's neighbour sampling, Hamilton et al.
+    2017): the cost of a step is bounded by ``len(rows) * sample``, not by the graph.
+
+    Args:
+        adjacency: float32 sparse CSR [N, N] (:func:`normalized_adjacency`).
+        rows: int64 [R] row indices.
+        sample: neighbours kept per long row (0 keeps every neighbour).
+        generator: random stream of the draws.
+
+    Returns:
+        (owner int64 [E], neighbour int64 [E], value float32 [E]): entry e adds ``value[e] *
+        x[neighbour[e]]`` to output row ``owner[e]`` (an index into ``rows``).
+    """
+    crow, col, values = adjacency.crow_indices(), adjacency.col_indices(), adjacency.values()
+    starts, degree = crow[rows], crow[rows + 1] - crow[rows]
+    whole = degree if sample <= 0 else torch.where(degree <= sample, degree, torch.zeros_like(degree))
+    owner = torch.repeat_interleave(torch.arange(len(rows)), whole)
+    first = torch.repeat_interleave(torch.cumsum(whole, 0) - whole, whole)
+    position = torch.repeat_interleave(starts, whole) + torch.arange(len(owner)) - first
+    value = values[position]
+    if sample > 0:
+        long_rows = torch.nonzero(degree > sample).squeeze(1)
+        if len(long_rows):
+            draws = torch.rand(len(long_rows), sample, generator=generator)
+            offset = (draws * degree[long_rows].unsqueeze(1)).long().clamp(max=degree[long_rows].unsqueeze(1) - 1)
+            drawn = (starts[long_rows].unsqueeze(1) + offset).reshape(-1)
+            scale = (degree[long_rows].float() / sample).repeat_interleave(sample)
+            owner = torch.cat([owner, long_rows.repeat_interleave(sample)])
+            position = torch.cat([position, drawn])
+            value = torch.cat([value, values[drawn] * scale])
+    return owner, col[position], value
+
+
+def propagate_rows(
+    adjacency: torch.Tensor,
+    x: torch.Tensor,
+    rows: torch.Tensor,
+    sample: int = 0,
+    generator: torch.Generator | None = None,
+) -> torch.Tensor:
+    """Rows ``rows`` of ``adjacency @ x`` (or their unbiased estimate, see :func:`row_neighbours`): [R, d]."""
+    owner, neighbour, value = row_neighbours(adjacency, rows, sample, generator)
+    # As a sparse product: its gradient is one more sparse product, where gathering and scattering the
+    # [E, d] messages took ~4x as long at MovieLens 5M's shape.
+    picked = torch.sparse_coo_tensor(torch.stack([owner, neighbour]), value, (len(rows), x.size(0)))
+    return torch.sparse.mm(picked.coalesce(), x)
