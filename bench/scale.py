@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import math
 import pickle
 import resource
 import subprocess
@@ -136,9 +137,11 @@ def _train(size: str, name: str, args: argparse.Namespace) -> dict:
     recall = ranking_metrics(lambda u: model.rank(u, histories), histories, _users_subset(test, users))["recall@10"]
     return {
         "rating_epochs": rating_fit.epochs_run,
-        "rating_epoch_s": rating_fit.seconds / max(rating_fit.epochs_run, 1),
+        "rating_epoch_s": rating_fit.seconds_per_epoch(),
+        "rating_cut_short": rating_fit.cut_short,
         "ranking_epochs": ranking_fit.epochs_run,
-        "ranking_epoch_s": ranking_fit.seconds / max(ranking_fit.epochs_run, 1),
+        "ranking_epoch_s": ranking_fit.seconds_per_epoch(),
+        "ranking_cut_short": ranking_fit.cut_short,
         "train_s": train_seconds,
         "rmse": rmse,
         "recall@10": recall,
@@ -170,12 +173,21 @@ def _child(argv: list[str], memory_gib: float, timeout: float) -> dict:
     return json.loads(done.stdout.strip().splitlines()[-1])
 
 
+def _epochs_cell(seconds: float, epochs: int, cut_short: bool | None) -> str:
+    """Seconds per whole epoch and the epochs run; an epoch cut at ``--max-seconds`` is named, not averaged."""
+    whole = epochs - 1 if cut_short else epochs
+    if not whole:
+        return "- (1st cut short)"
+    return f"{seconds:.2f} ({whole}{' + 1 cut short' if cut_short else ''})"
+
+
 def _row(size: str, name: str, r: dict) -> str:
     if "error" in r:
         return f"| {size} | {name} | failed: {r['error']} | - | - | - | - | - | - |"
+    rating = _epochs_cell(r["rating_epoch_s"], r["rating_epochs"], r.get("rating_cut_short"))
+    ranking = _epochs_cell(r["ranking_epoch_s"], r["ranking_epochs"], r.get("ranking_cut_short"))
     return (
-        f"| {size} | {name} | {r['rating_epoch_s']:.2f} ({r['rating_epochs']}) | "
-        f"{r['ranking_epoch_s']:.2f} ({r['ranking_epochs']}) | {r['train_s']:.1f} | {r['peak_rss_mib']:.0f} | "
+        f"| {size} | {name} | {rating} | {ranking} | {r['train_s']:.1f} | {r['peak_rss_mib']:.0f} | "
         f"{r['rmse']:.4f} | {r['recall@10']:.4f} | {r['wall_s']:.0f} |"
     )
 
@@ -198,7 +210,8 @@ def growth_table(results: dict[str, dict[str, dict]]) -> list[str]:
             cells = []
             for size in sizes[1:]:
                 row = results[size].get(name, {})
-                cells.append(f"{row[key] / first[key]:.1f}x" if key in row and first[key] else "-")
+                known = key in row and first[key] and not math.isnan(row[key]) and not math.isnan(first[key])
+                cells.append(f"{row[key] / first[key]:.1f}x" if known else "-")
             lines.append(f"| {name} | {label} | {' | '.join(cells)} |")
     return lines
 
@@ -227,7 +240,8 @@ def main(argv: list[str] | None = None) -> None:
     passed = _strip_values(argv, ("--sizes", "--models"))
     results: dict[str, dict[str, dict]] = {}
     print(
-        "| data | model | rating s/epoch (epochs) | ranking s/epoch (epochs) | train s | peak RSS MiB | test RMSE |"
+        "| data | model | rating s/epoch (whole epochs) | ranking s/epoch (whole epochs) | train s | peak RSS MiB |"
+        " test RMSE |"
         " Recall@10 | wall s |"
     )
     print("|---|---|---:|---:|---:|---:|---:|---:|---:|", flush=True)

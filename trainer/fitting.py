@@ -48,6 +48,8 @@ class FitResult:
         shard_batches: batches this rank stepped on in the first epoch.
         shard_examples: training ratings in those batches.
         shard_digest: hash of those batches' first inputs (ranks of one run differ).
+        epoch_seconds: wall time of each epoch, its validation included.
+        cut_short: the last epoch ended early at ``max_seconds`` (its time is not an epoch's cost).
     """
 
     best_epoch: int
@@ -59,6 +61,13 @@ class FitResult:
     shard_batches: int = 0
     shard_examples: int = 0
     shard_digest: str = ""
+    epoch_seconds: list[float] = field(default_factory=list)
+    cut_short: bool = False
+
+    def seconds_per_epoch(self) -> float:
+        """Mean wall time of the epochs that ran whole (NaN when none did)."""
+        whole = self.epoch_seconds[:-1] if self.cut_short else self.epoch_seconds
+        return sum(whole) / len(whole) if whole else math.nan
 
 
 class RatingStep(nn.Module):
@@ -144,6 +153,7 @@ def fit(
                 stop_mid_epoch=not context.enabled,
             )
             for epoch in range(1, config.epochs + 1):
+                epoch_started = time.perf_counter()
                 if on_epoch is not None:
                     on_epoch()
                 log = ShardLog()
@@ -167,6 +177,8 @@ def fit(
                         loss=f"{loss:.4f}", val_rmse=f"{val_rmse:.4f}", best=f"{best_rmse:.4f}@{best_epoch}"
                     )
                 _LOGGER.debug("%s epoch %d loss %.4f val_rmse %.4f", model.architecture, epoch, loss, val_rmse)
+                result.epoch_seconds.append(time.perf_counter() - epoch_started)
+                result.cut_short = watch.cut_short
                 out_of_time = watch.out_of_time()
                 stop = (valid is not None and epoch - best_epoch >= config.patience) or out_of_time
                 stop, best_epoch, out_of_time = context.broadcast_object((stop, best_epoch, out_of_time))

@@ -57,6 +57,8 @@ class RankingFitResult:
         shard_batches: batches this rank stepped on in the first epoch.
         shard_examples: positives in those batches.
         shard_digest: hash of those batches' first inputs (ranks of one run differ).
+        epoch_seconds: wall time of each epoch, its validation included.
+        cut_short: the last epoch ended early at ``max_seconds`` (its time is not an epoch's cost).
     """
 
     best_epoch: int = 0
@@ -68,6 +70,13 @@ class RankingFitResult:
     shard_batches: int = 0
     shard_examples: int = 0
     shard_digest: str = ""
+    epoch_seconds: list[float] = field(default_factory=list)
+    cut_short: bool = False
+
+    def seconds_per_epoch(self) -> float:
+        """Mean wall time of the epochs that ran whole (NaN when none did)."""
+        whole = self.epoch_seconds[:-1] if self.cut_short else self.epoch_seconds
+        return sum(whole) / len(whole) if whole else math.nan
 
 
 class RankingStep(nn.Module):
@@ -163,6 +172,7 @@ def fit_ranking(
                 stop_mid_epoch=not context.enabled,
             )
             for epoch in range(1, config.epochs + 1):
+                epoch_started = time.perf_counter()
                 if on_epoch is not None:
                     on_epoch()
                 model.train()
@@ -192,6 +202,8 @@ def fit_ranking(
                     else:
                         since_best += 1
                     stop = since_best >= config.patience
+                result.epoch_seconds.append(time.perf_counter() - epoch_started)
+                result.cut_short = watch.cut_short
                 out_of_time = watch.out_of_time()
                 stop, result.best_epoch, out_of_time = context.broadcast_object(
                     (stop or out_of_time, result.best_epoch, out_of_time)

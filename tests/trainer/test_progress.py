@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import io
+import math
 
 import pytest
 import torch
@@ -28,6 +29,9 @@ def test_max_seconds_ends_the_rating_epoch_after_the_batch_that_crossed_it(tiny_
     capped = fit(model, fit_data, valid, TrainConfig(epochs=5, batch_size=32, progress=False, max_seconds=0.0))
     assert capped.epochs_run == 1 and capped.shard_batches == 1
     assert capped.best_epoch == 1  # the partial epoch is validated and kept
+    assert capped.cut_short and math.isnan(capped.seconds_per_epoch())  # a partial epoch is no epoch's cost
+    assert not full.cut_short and len(full.epoch_seconds) == full.epochs_run
+    assert full.seconds_per_epoch() == pytest.approx(sum(full.epoch_seconds) / full.epochs_run)
 
 
 def test_max_seconds_ends_the_ranking_epoch_after_the_batch_that_crossed_it(tiny_split: Split) -> None:
