@@ -14,6 +14,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 from trainer.config import RankingConfig, TrainConfig
@@ -22,6 +23,16 @@ from trainer.losses import Towers
 from trainer.minibatches import PairBatches, RankingBatch, UserRankingBatches
 
 HParam = int | float | str | bool
+
+
+def table_rows(table: nn.Embedding, index: torch.Tensor) -> torch.Tensor:
+    """``table.weight[index]``; with a sparse gradient while the table is in sparse mode (``table.sparse``)."""
+    return F.embedding(index, table.weight, sparse=True) if table.sparse else table.weight[index]
+
+
+def bias_rows(table: nn.Embedding, index: torch.Tensor) -> torch.Tensor:
+    """``table.weight[index, 0]`` of a one-column table, sparse like :func:`table_rows`."""
+    return F.embedding(index, table.weight, sparse=True)[:, 0] if table.sparse else table.weight[index, 0]
 
 
 class RatingModel(nn.Module):
@@ -94,6 +105,13 @@ class RatingModel(nn.Module):
         """Parameters the rating loop optimises: all but the ranking head's."""
         ranking = {id(p) for p in self.ranking.parameters()}
         return [p for p in self.parameters() if id(p) not in ranking]
+
+    def row_tables(self) -> list[nn.Embedding]:
+        """Rating-head tables a batch reads only some rows of, through :func:`table_rows` (none by default).
+
+        On large data the rating loop switches them to sparse gradients and lazy Adam (``trainer.fitting``).
+        """
+        return []
 
     def rating_batches(self, train: Interactions, config: TrainConfig) -> Any:
         """Batches ``((inputs...), target ratings)`` for the rating loop; (user, item) pairs by default."""
@@ -188,14 +206,18 @@ class PairRatingModel(RatingModel):
         """(user vectors, item vectors, user biases, item biases)."""
         raise NotImplementedError
 
+    def row_tables(self) -> list[nn.Embedding]:
+        """The four rating tables: user and item vectors and biases."""
+        return list(self._tables())
+
     def penalty(self, user: torch.Tensor, item: torch.Tensor) -> torch.Tensor:
         """Mean squared norm of the vectors and biases a batch touches: frequency-weighted L2 (Koren, 2009)."""
         users, items, user_bias, item_bias = self._tables()
         return (
-            users.weight[user].pow(2).sum(dim=-1)
-            + items.weight[item].pow(2).sum(dim=-1)
-            + user_bias.weight[user, 0].pow(2)
-            + item_bias.weight[item, 0].pow(2)
+            table_rows(users, user).pow(2).sum(dim=-1)
+            + table_rows(items, item).pow(2).sum(dim=-1)
+            + bias_rows(user_bias, user).pow(2)
+            + bias_rows(item_bias, item).pow(2)
         ).mean()
 
     @torch.no_grad()

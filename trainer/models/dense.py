@@ -23,7 +23,13 @@ from trainer.architecture import Architecture, register
 from trainer.config import RankingConfig, TrainConfig
 from trainer.data.interactions import UserHistories
 from trainer.losses import Towers
-from trainer.models._base import PairRatingModel, as_index, check_index, independent_random_stream
+from trainer.models._base import (
+    PairRatingModel,
+    as_index,
+    bias_rows,
+    check_index,
+    independent_random_stream,
+)
 from trainer.models.heads import FrozenDotRanking, PairServing, dot_scores, freeze
 from trainer.models.signatures import user_index_signatures
 
@@ -179,7 +185,7 @@ class DenseRecommender(PairRatingModel):
         p = F.dropout(self.user_embedding(user), self.dropout, self.training)
         q = F.dropout(self.item_embedding(item), self.dropout, self.training)
         hidden = torch.relu(self.user_in(p) + self.item_in(q))
-        return self._tail(hidden) + self.global_mean + self.user_bias.weight[user, 0] + self.item_bias.weight[item, 0]
+        return self._tail(hidden) + self.global_mean + bias_rows(self.user_bias, user) + bias_rows(self.item_bias, item)
 
     def ranking_towers(self, inputs: tuple[torch.Tensor, ...]) -> Towers:
         """Queries of the batch users' bags: ``inputs`` are (users, bag rows, bag items)."""

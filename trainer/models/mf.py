@@ -16,7 +16,14 @@ from trainer.architecture import Architecture, register
 from trainer.config import RankingConfig, TrainConfig
 from trainer.data.interactions import UserHistories
 from trainer.losses import Towers
-from trainer.models._base import PairRatingModel, as_index, check_index, independent_random_stream
+from trainer.models._base import (
+    PairRatingModel,
+    as_index,
+    bias_rows,
+    check_index,
+    independent_random_stream,
+    table_rows,
+)
 from trainer.models.heads import BiasedDotRating, FrozenDotRanking, PairServing, biased_dot, dot_scores
 from trainer.models.signatures import user_index_signatures
 
@@ -123,10 +130,10 @@ class MatrixFactorization(PairRatingModel):
         """Raw predicted rating in stars: int64 [B], int64 [B] -> float32 [B] (unclipped, for training)."""
         return biased_dot(
             self.global_mean,
-            self.user_bias.weight[user, 0],
-            self.item_bias.weight[item, 0],
-            self.user_factors.weight[user],
-            self.item_factors.weight[item],
+            bias_rows(self.user_bias, user),
+            bias_rows(self.item_bias, item),
+            table_rows(self.user_factors, user),
+            table_rows(self.item_factors, item),
         )
 
     def ranking_towers(self, inputs: tuple[torch.Tensor, ...]) -> Towers:
