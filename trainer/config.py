@@ -7,6 +7,12 @@ from dataclasses import dataclass
 RANKING_LOSSES: tuple[str, ...] = ("softmax", "sampled_softmax", "bpr")
 
 
+LARGE_DATA_RATINGS = 2_000_000
+"""Training ratings from which the heads take their large-data paths: sparse-gradient rating tables with
+lazy Adam (``trainer.fitting``) and sampled LightGCN neighbourhoods (``trainer.models.gcn``). Below it the
+exact, dense paths are cheap and keep their measured benchmark figures."""
+
+
 @dataclass(frozen=True)
 class TrainConfig:
     """How to fit one model's rating head.

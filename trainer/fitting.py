@@ -17,20 +17,13 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
+from trainer import config as config_module
 from trainer.config import TrainConfig
 from trainer.data.interactions import Interactions, UserHistories
-from trainer.distributed import (
-    SINGLE,
-    DistributedContext,
-    ShardLog,
-    only_training,
-    shard,
-    shard_batch_size,
-    shard_length,
-)
+from trainer.distributed import SINGLE, DistributedContext, ShardLog, only_training, shard, shard_batch_size
 from trainer.evaluation import rating_errors
 from trainer.models import RatingModel
-from trainer.progress import EpochWatch, deadline_after
+from trainer.progress import EpochWatch, watch_fit, whole_epoch_mean
 
 _LOGGER = logging.getLogger(__name__)
 
@@ -67,8 +60,7 @@ class FitResult:
 
     def seconds_per_epoch(self) -> float:
         """Mean wall time of the epochs that ran whole (NaN when none did)."""
-        whole = self.epoch_seconds[:-1] if self.cut_short else self.epoch_seconds
-        return sum(whole) / len(whole) if whole else math.nan
+        return whole_epoch_mean(self.epoch_seconds, self.cut_short)
 
 
 class RatingStep(nn.Module):
@@ -131,7 +123,7 @@ def fit(
     batches = model.rating_batches(train, _per_rank(config, context))
     trained = model.rating_parameters()
     # Large tables: sparse gradients and lazy Adam, so a step costs its batch's rows, not the table's.
-    row_tables = model.row_tables() if len(train) >= SPARSE_FROM_RATINGS and not context.enabled else []
+    row_tables = model.row_tables() if len(train) >= config_module.LARGE_DATA_RATINGS and not context.enabled else []
     optimizer = adamw(model, trained, config.learning_rate, config.weight_decay, [t.weight for t in row_tables])
     histories = train.histories()
     best_state, best_rmse, best_epoch = copy.deepcopy(model.state_dict()), math.inf, 0
@@ -149,12 +141,7 @@ def fit(
     try:
         with only_training(model, trained), sparse_gradients(row_tables):
             step = context.wrap(RatingStep(model, config.l2), trained)
-            watch = EpochWatch(
-                bar,
-                shard_length(batches, context.world_size),
-                deadline_after(config.max_seconds, started),
-                stop_mid_epoch=not context.enabled,
-            )
+            watch = watch_fit(bar, batches, config.max_seconds, started, context)
             for epoch in range(1, config.epochs + 1):
                 epoch_started = time.perf_counter()
                 if on_epoch is not None:
@@ -254,17 +241,16 @@ def _validate(model: RatingModel, valid: Interactions, histories: UserHistories)
     return rating_errors(predicted, valid.ratings, valid.rating_scale)["rmse"]
 
 
-SPARSE_FROM_RATINGS = 2_000_000
-"""Training ratings from which the rating loop gives row tables sparse gradients and lazy Adam. Dense Adam
-updates every row of every table each step: at MovieLens 25M's shape (222K users and items x 64) an MF
-step cost ~130 ms of one core, its 22K-step epoch over 45 minutes. Lazy Adam (``torch.optim.SparseAdam``)
-moves only the rows a batch read, a different optimiser, so smaller data keeps the measured dense Adam
-(and its benchmark figures); under torch.distributed tables stay dense, as DDP buckets dense gradients."""
-
-
 @contextlib.contextmanager
 def sparse_gradients(tables: list[nn.Embedding]) -> Iterator[None]:
-    """Give ``tables`` sparse gradients (``nn.Embedding.sparse``) for the duration, then restore them."""
+    """Give ``tables`` sparse gradients (``nn.Embedding.sparse``) for the duration, then restore them.
+
+    Used from ``LARGE_DATA_RATINGS`` training ratings on: dense Adam updates every row of every table each
+    step (MovieLens 25M's shape, 222K users and items x 64: ~130 ms per MF step on one core, over 45 minutes
+    an epoch), lazy Adam (``torch.optim.SparseAdam``) only the rows a batch read. It is a different
+    optimiser, so smaller data keeps dense Adam; under torch.distributed tables stay dense, as DDP buckets
+    dense gradients.
+    """
     before = [table.sparse for table in tables]
     for table in tables:
         table.sparse = True

@@ -7,9 +7,12 @@ hung and ``max_seconds`` checked between epochs can overshoot by a whole epoch. 
 
 from __future__ import annotations
 
+import math
 import time
 
 from tqdm.auto import tqdm
+
+from trainer.distributed import DistributedContext, shard_length
 
 REFRESH_SECONDS = 1.0
 """Least time between two redraws of the batch counter."""
@@ -51,3 +54,24 @@ class EpochWatch:
 def deadline_after(max_seconds: float | None, started: float) -> float | None:
     """The ``perf_counter`` deadline of a fit that began at ``started`` (None without a cap)."""
     return None if max_seconds is None else started + max_seconds
+
+
+def watch_fit(
+    bar: tqdm, batches: object, max_seconds: float | None, started: float, context: DistributedContext
+) -> EpochWatch:
+    """The watch of one fit loop: ``batches``' per-rank count on ``bar``, the cap from ``started`` on.
+
+    Alone, the cap may end an epoch early; across ranks only between epochs (every rank steps equally often).
+    """
+    return EpochWatch(
+        bar,
+        shard_length(batches, context.world_size),
+        deadline_after(max_seconds, started),
+        stop_mid_epoch=not context.enabled,
+    )
+
+
+def whole_epoch_mean(epoch_seconds: list[float], cut_short: bool) -> float:
+    """Mean of ``epoch_seconds`` without a last epoch the cap cut short (NaN when no epoch ran whole)."""
+    whole = epoch_seconds[:-1] if cut_short else epoch_seconds
+    return sum(whole) / len(whole) if whole else math.nan

@@ -22,21 +22,13 @@ from tqdm.auto import tqdm
 
 from trainer.config import RankingConfig
 from trainer.data.interactions import Interactions
-from trainer.distributed import (
-    SINGLE,
-    DistributedContext,
-    ShardLog,
-    only_training,
-    shard,
-    shard_batch_size,
-    shard_length,
-)
+from trainer.distributed import SINGLE, DistributedContext, ShardLog, only_training, shard, shard_batch_size
 from trainer.evaluation import TOP_K, ranking_metrics
 from trainer.fitting import adamw, log_fit
 from trainer.losses import bpr_loss, sampled_softmax_loss, softmax_loss
 from trainer.minibatches import RankingBatch
 from trainer.models import RatingModel
-from trainer.progress import EpochWatch, deadline_after
+from trainer.progress import EpochWatch, watch_fit, whole_epoch_mean
 from trainer.sampling import positive_keys, sample_negatives
 
 _LOGGER = logging.getLogger(__name__)
@@ -75,8 +67,7 @@ class RankingFitResult:
 
     def seconds_per_epoch(self) -> float:
         """Mean wall time of the epochs that ran whole (NaN when none did)."""
-        whole = self.epoch_seconds[:-1] if self.cut_short else self.epoch_seconds
-        return sum(whole) / len(whole) if whole else math.nan
+        return whole_epoch_mean(self.epoch_seconds, self.cut_short)
 
 
 class RankingStep(nn.Module):
@@ -165,12 +156,7 @@ def fit_ranking(
     try:
         with only_training(model, trained):
             step = context.wrap(RankingStep(model, config.loss, config.l2), trained)
-            watch = EpochWatch(
-                bar,
-                shard_length(batches, context.world_size),
-                deadline_after(config.max_seconds, started),
-                stop_mid_epoch=not context.enabled,
-            )
+            watch = watch_fit(bar, batches, config.max_seconds, started, context)
             for epoch in range(1, config.epochs + 1):
                 epoch_started = time.perf_counter()
                 if on_epoch is not None:

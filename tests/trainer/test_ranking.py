@@ -115,6 +115,7 @@ def test_sampled_losses_train_mf(loss: str, planted_split: Split) -> None:
 
 
 def test_lightgcn_sampling_keeps_queries_exact_and_still_beats_popularity(planted_split: Split) -> None:
+    from trainer import config
     from trainer.experiment import build_for
     from trainer.models import gcn
 
@@ -129,12 +130,12 @@ def test_lightgcn_sampling_keeps_queries_exact_and_still_beats_popularity(plante
         want, got = exact.ranking.towers(users), sampled.ranking.towers(users)
         torch.testing.assert_close(got.queries, want.queries)
         assert torch.allclose(got.item_vectors, want.item_vectors) == items_exact
-    original = gcn.SAMPLED_FROM_RATINGS
+    original = config.LARGE_DATA_RATINGS
     try:
-        gcn.SAMPLED_FROM_RATINGS = len(train)
+        config.LARGE_DATA_RATINGS = len(train)
         assert build_for("gcn", train).ranking.neighbours == gcn.SAMPLED_NEIGHBOURS
     finally:
-        gcn.SAMPLED_FROM_RATINGS = original
+        config.LARGE_DATA_RATINGS = original
     declared = registry.get("gcn")
     rating = dataclasses.replace(declared.training, epochs=2, patience=2, refit=False, progress=False)
     ranking = dataclasses.replace(

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 
+from trainer import config as config_module
 from trainer import fitting
 from trainer.baselines import baseline_metrics
 from trainer.config import TrainConfig
@@ -54,7 +55,7 @@ def test_the_rating_loop_switches_to_lazy_adam_on_large_data(
     torch.manual_seed(0)
     fitting.fit(build_for("mf", fit_data, {"dim": 8}), fit_data, valid, config)
     assert isinstance(built[-1], torch.optim.AdamW)  # small data: the measured dense Adam
-    monkeypatch.setattr(fitting, "SPARSE_FROM_RATINGS", len(fit_data))
+    monkeypatch.setattr(config_module, "LARGE_DATA_RATINGS", len(fit_data))
     for name in ("mf", "dense"):
         torch.manual_seed(0)
         model = build_for(name, fit_data, {"dim": 8})

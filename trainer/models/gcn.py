@@ -22,6 +22,7 @@ from torch import nn
 from torch_geometric.nn import LGConv
 
 from protos.recsys.v1 import model_config_pb2 as mc
+from trainer import config as config_module
 from trainer.architecture import Architecture, register
 from trainer.config import RankingConfig, TrainConfig
 from trainer.data.interactions import Interactions, UserHistories
@@ -31,12 +32,10 @@ from trainer.models.graph import history_edges, normalized_adjacency, propagate_
 from trainer.models.heads import FrozenDotRanking, PairServing, dot_scores, freeze
 from trainer.models.signatures import user_index_signatures
 
-SAMPLED_FROM_RATINGS = 2_000_000
-"""Training ratings from which the LightGCN head samples item neighbourhoods in training. Below it, the
-exact propagation per step is cheap (MovieLens 1M's shape: ~0.3 s of one core); at MovieLens 25M's it
-would cost the 50M-entry graph on each of an epoch's 635 steps."""
 SAMPLED_NEIGHBOURS = 32
-"""Users each item reads per step when sampling."""
+"""Users each item reads per LightGCN training step from ``LARGE_DATA_RATINGS`` training ratings on. Below
+that the exact propagation per step is cheap (MovieLens 1M's shape: ~0.3 s of one core); at MovieLens
+25M's it would cost the 50M-entry graph on each of an epoch's 635 steps."""
 
 
 class LightGCNRanking(nn.Module):
@@ -132,7 +131,7 @@ class GraphRecommender(RatingModel):
         ranking_dim: size of the ranking head's (LightGCN's) embeddings.
         ranking_layers: LightGCN propagation steps.
         ranking_neighbours: users each item reads per training step of the ranking head (0: all of them);
-            :meth:`data_hparams` picks 0 below ``SAMPLED_FROM_RATINGS`` training ratings, else
+            :meth:`data_hparams` picks 0 below ``LARGE_DATA_RATINGS`` training ratings, else
             ``SAMPLED_NEIGHBOURS``.
         history_offsets: int64 [num_users + 1] CSR offsets of the training graph (not a hyper-parameter).
         history_items: int64 [n] item of each training rating.
@@ -214,7 +213,7 @@ class GraphRecommender(RatingModel):
     def data_hparams(cls, train: Interactions) -> dict[str, HParam]:
         """Sizes, mean and scale, and whether the ranking head samples its items' neighbours (large graphs)."""
         hparams = super().data_hparams(train)
-        hparams["ranking_neighbours"] = SAMPLED_NEIGHBOURS if len(train) >= SAMPLED_FROM_RATINGS else 0
+        hparams["ranking_neighbours"] = SAMPLED_NEIGHBOURS if len(train) >= config_module.LARGE_DATA_RATINGS else 0
         return hparams
 
     def _repr_keys(self) -> tuple[str, ...]:
