@@ -93,18 +93,20 @@ def _train(size: str, name: str, args: argparse.Namespace) -> dict:
     epochs = 1 if one_epoch else args.epochs
     max_seconds = None if one_epoch else args.max_seconds  # one whole epoch, whatever it costs
     declaration = architecture.get(name)
+    declared = declaration.training_for(len(split.train))
     rating = dataclasses.replace(
-        declaration.training,
+        declared,
         epochs=epochs,
-        patience=min(declaration.training.patience, epochs),
+        patience=min(declared.patience, epochs),
         refit=False,
         max_seconds=max_seconds,
         progress=False,
     )
+    declared_ranking = declaration.ranking_for(len(split.train))
     ranking = dataclasses.replace(
-        declaration.ranking,
+        declared_ranking,
         epochs=epochs,
-        eval_every=min(declaration.ranking.eval_every, epochs),
+        eval_every=min(declared_ranking.eval_every, epochs),
         refit=False,
         max_seconds=max_seconds,
         progress=False,
@@ -115,7 +117,7 @@ def _train(size: str, name: str, args: argparse.Namespace) -> dict:
     sample = rng.choice(sample, min(len(sample), args.eval_users), replace=False)
     started = time.perf_counter()
     torch.manual_seed(0)
-    model = build_for(name, fit_data, {"global_mean": split.train.global_mean()})
+    model = build_for(name, fit_data, {"global_mean": split.train.global_mean()}, run_ratings=len(split.train))
     rating_fit = fit(model, fit_data, valid, rating)
     model.use_histories(fit_data.histories())
     ranking_fit = fit_ranking(model, fit_data, _users_subset(valid, sample), ranking)

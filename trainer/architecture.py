@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 import torch
 
 from protos.recsys.v1 import model_config_pb2 as mc
+from trainer import config
 from trainer.config import RankingConfig, TrainConfig
 from trainer.data.interactions import UserHistories
 
@@ -52,6 +53,28 @@ class SignatureDeclaration:
 
 
 @dataclass(frozen=True)
+class LargeData:
+    """Declared settings that replace the MovieLens 100K-tuned ones from ``from_ratings`` training ratings on.
+
+    Settings tuned on 100K ratings can be the wrong schedule at 10-250x the data (the GCN's full-graph
+    epochs, validation every few epochs of a head that peaks in its first): a declaration names what
+    changes with size here, and a run decides it once, from the size of its whole training side, for the
+    early-stopped fits and the refits alike.
+
+    Attributes:
+        from_ratings: training ratings from which these settings apply.
+        defaults: hyper-parameters merged over the architecture's ``defaults``.
+        training: rating-head settings replacing the architecture's ``training`` (None keeps them).
+        ranking: ranking-head settings replacing the architecture's ``ranking`` (None keeps them).
+    """
+
+    from_ratings: int = config.SCALED_SCHEDULE_RATINGS
+    defaults: Mapping[str, HParam] = field(default_factory=dict)
+    training: TrainConfig | None = None
+    ranking: RankingConfig | None = None
+
+
+@dataclass(frozen=True)
 class Architecture:
     """A model family, declared once.
 
@@ -65,6 +88,7 @@ class Architecture:
         tiny: hyper-parameters of the small models other stages' tests train in seconds.
         contract_enum: ``Architecture`` value written to the config (UNSPECIFIED outside the built-in four).
         description: one line for ``--help`` and reports.
+        large_data: what changes from a number of training ratings on (None: nothing).
     """
 
     name: str
@@ -76,6 +100,29 @@ class Architecture:
     tiny: Mapping[str, HParam] = field(default_factory=dict)
     contract_enum: int = mc.ARCHITECTURE_UNSPECIFIED
     description: str = ""
+    large_data: LargeData | None = None
+
+    def is_large(self, num_ratings: int) -> bool:
+        """Whether a run with ``num_ratings`` training ratings takes the ``large_data`` settings."""
+        return self.large_data is not None and num_ratings >= self.large_data.from_ratings
+
+    def defaults_for(self, num_ratings: int) -> dict[str, HParam]:
+        """Default hyper-parameters of a run with ``num_ratings`` training ratings."""
+        if self.large_data is None or not self.is_large(num_ratings):
+            return dict(self.defaults)
+        return {**self.defaults, **self.large_data.defaults}
+
+    def training_for(self, num_ratings: int) -> TrainConfig:
+        """Rating-head settings of a run with ``num_ratings`` training ratings."""
+        if self.large_data is None or self.large_data.training is None or not self.is_large(num_ratings):
+            return self.training
+        return self.large_data.training
+
+    def ranking_for(self, num_ratings: int) -> RankingConfig:
+        """Ranking-head settings of a run with ``num_ratings`` training ratings."""
+        if self.large_data is None or self.large_data.ranking is None or not self.is_large(num_ratings):
+            return self.ranking
+        return self.large_data.ranking
 
     def signature(self, name: str) -> SignatureDeclaration:
         """The declaration of one signature.

@@ -84,8 +84,10 @@ def ease_weights(
         torch.from_numpy(np.stack([users, items]).astype(np.int64)),
         torch.ones(len(users), dtype=torch.float64),
         (num_users, num_items),
+        check_invariants=True,
     ).coalesce()
-    x = torch.sparse_coo_tensor(x.indices(), torch.ones_like(x.values()), x.shape)  # duplicates count once
+    # Duplicates count once.
+    x = torch.sparse_coo_tensor(x.indices(), torch.ones_like(x.values()), x.shape, check_invariants=False)
     gram = (x.t() @ x).to_dense() + lam * torch.eye(num_items, dtype=torch.float64)
     precision = torch.linalg.inv(gram)
     weights = -precision / torch.diag(precision)

@@ -19,7 +19,7 @@ from trainer.baselines import baseline_metrics
 from trainer.data.download import ARCHIVES, DownloadError, default_cache_dir, download_dataset
 from trainer.data.readers import DataFormatError
 from trainer.data.sources import SPLITS, SplitOptions, load_split
-from trainer.jobs import RunOptions, run_models
+from trainer.jobs import LOG_FORMAT, RunOptions, run_models
 from trainer.report import build_report, format_table, write_report
 
 _LOGGER = logging.getLogger("trainer")
@@ -87,7 +87,7 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run ``recsys-train``; returns the process exit status (2 for bad input, with the reason on stderr)."""
     args = build_parser().parse_args(argv)
-    logging.basicConfig(level=args.log_level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    logging.basicConfig(level=args.log_level, format=LOG_FORMAT)
     architectures = list(architecture.names()) if args.model == "all" else [args.model]
     try:
         context = distributed.DistributedContext.from_env(os.environ, args.dist_backend)

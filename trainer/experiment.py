@@ -48,10 +48,23 @@ class TrainedModel:
     ranking_fit: RankingFitResult
 
 
-def build_for(name: str, train: Interactions, overrides: Mapping[str, HParam] | None = None) -> RatingModel:
-    """A fresh model of architecture ``name`` sized for ``train``, with its defaults and ``overrides``."""
+def build_for(
+    name: str, train: Interactions, overrides: Mapping[str, HParam] | None = None, run_ratings: int | None = None
+) -> RatingModel:
+    """A fresh model of architecture ``name`` sized for ``train``, with its defaults and ``overrides``.
+
+    Args:
+        name: a registered architecture.
+        train: the ratings it will fit (sizes, mean, graph).
+        overrides: hyper-parameters replacing the defaults.
+        run_ratings: training ratings of the whole run, which pick the declared defaults (``large_data``);
+            ``len(train)`` when None.
+    """
     declaration = architecture.get(name)
-    hparams: dict[str, HParam] = {**declaration.defaults, **declaration.model_class.data_hparams(train)}
+    hparams: dict[str, HParam] = {
+        **declaration.defaults_for(len(train) if run_ratings is None else run_ratings),
+        **declaration.model_class.data_hparams(train),
+    }
     hparams.update(overrides or {})
     return build_model(name, hparams, train.histories())
 
@@ -75,8 +88,10 @@ def train_and_evaluate(
         name: a registered architecture.
         split: train and test ratings.
         overrides: hyper-parameters replacing the defaults.
-        config: rating-head settings; defaults to the declaration's (with ``seed``).
-        ranking_config: ranking-head settings; defaults to the declaration's (with ``seed``).
+        config: rating-head settings; defaults to the declaration's for the size of ``split.train`` (with
+            ``seed``).
+        ranking_config: ranking-head settings; defaults to the declaration's for the size of
+            ``split.train`` (with ``seed``).
         val_fraction: share of the training ratings used for early stopping.
         seed: seeds the validation carve, initialisation, shuffling and sampling.
         progress: show the tqdm bars.
@@ -88,21 +103,22 @@ def train_and_evaluate(
         The model and its test metrics.
     """
     declaration = architecture.get(name)
-    config = config or dataclasses.replace(declaration.training, seed=seed)
+    config = config or dataclasses.replace(declaration.training_for(len(split.train)), seed=seed)
     config = dataclasses.replace(config, progress=progress and config.progress)
-    ranking_config = ranking_config or dataclasses.replace(declaration.ranking, seed=seed)
+    ranking_config = ranking_config or dataclasses.replace(declaration.ranking_for(len(split.train)), seed=seed)
     ranking_config = dataclasses.replace(ranking_config, progress=progress and ranking_config.progress)
     fit_data, valid = validation_split(split.train, val_fraction, seed, temporal=split.name == "temporal")
     started = time.perf_counter()
     torch.manual_seed(seed)  # the initialisation, so a run is reproducible from its seed
     # The mean of the whole training side, as the checkpoint's histories hold it.
     hparams = {"global_mean": split.train.global_mean(), **(overrides or {})}
-    model = build_for(name, fit_data, hparams)
+    model = build_for(name, fit_data, hparams, run_ratings=len(split.train))
     loops = {"context": context, "on_epoch": on_epoch}
     result = fit(model, fit_data, valid, config, **loops)
     if config.refit:
         torch.manual_seed(seed)
-        model = build_for(name, split.train, hparams)
+        # The same model (every hyper-parameter the data chose included) over the whole training side.
+        model = build_for(name, split.train, model.hparams)
         fit(model, split.train, None, dataclasses.replace(config, epochs=max(result.best_epoch, 1)), **loops)
     ranking_result = _fit_ranking_head(model, split.train, fit_data, valid, ranking_config, seed, loops)
     seconds = time.perf_counter() - started

@@ -97,9 +97,16 @@ class ThreadShare:
 _SHARE: ThreadShare | None = None
 
 
-def _init_worker(cores: int, running: multiprocessing.sharedctypes.Synchronized) -> None:
+LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
+"""The trainer's log lines, in the parent and in every worker process."""
+
+
+def _init_worker(cores: int, running: multiprocessing.sharedctypes.Synchronized, log_level: int) -> None:
     global _SHARE
     _SHARE = ThreadShare(cores, running)
+    # A spawned worker starts with bare logging: without this its fits' summaries (best epoch, refit
+    # length, test metrics) never reach the user.
+    logging.basicConfig(level=log_level, format=LOG_FORMAT)
 
 
 def run_models(
@@ -142,14 +149,19 @@ def run_models(
         spawn = multiprocessing.get_context("spawn")
         running = spawn.Value("i", 0)
         with concurrent.futures.ProcessPoolExecutor(
-            workers, mp_context=spawn, initializer=_init_worker, initargs=(workers * options.threads, running)
+            workers,
+            mp_context=spawn,
+            initializer=_init_worker,
+            initargs=(workers * options.threads, running, logging.getLogger().getEffectiveLevel()),
         ) as pool:
             results = list(pool.map(_train_one, *zip(*tasks, strict=True)))
     return dict(zip(architectures, results, strict=True))
 
 
-def configs_for(name: str, options: RunOptions, position: int = 0) -> tuple[TrainConfig, RankingConfig]:
-    """The declared rating and ranking settings of ``name`` with the run's seed, budget and progress display."""
+def configs_for(
+    name: str, options: RunOptions, position: int = 0, num_ratings: int = 0
+) -> tuple[TrainConfig, RankingConfig]:
+    """The declared settings of ``name`` for ``num_ratings`` training ratings, with the run's seed and budget."""
     declaration = architecture.get(name)
     shared = {
         "seed": options.seed,
@@ -157,8 +169,8 @@ def configs_for(name: str, options: RunOptions, position: int = 0) -> tuple[Trai
         "progress_position": position,
         "max_seconds": options.max_seconds,
     }
-    rating = dataclasses.replace(declaration.training, **shared)
-    ranking = dataclasses.replace(declaration.ranking, **shared)
+    rating = dataclasses.replace(declaration.training_for(num_ratings), **shared)
+    ranking = dataclasses.replace(declaration.ranking_for(num_ratings), **shared)
     if options.epochs is not None:
         rating = dataclasses.replace(rating, epochs=options.epochs, patience=min(rating.patience, options.epochs))
         ranking = dataclasses.replace(
@@ -178,7 +190,7 @@ def _train_one(
     context: DistributedContext = SINGLE,
 ) -> dict[str, float]:
     torch.set_num_threads(options.threads)
-    config, ranking_config = configs_for(name, options, position)
+    config, ranking_config = configs_for(name, options, position, len(split.train))
     share = _SHARE
     train = functools.partial(
         train_and_evaluate,

@@ -3,14 +3,17 @@
 from __future__ import annotations
 
 import json
+import logging
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from trainer import load_checkpoint
+from trainer import architecture, load_checkpoint
 from trainer.cli import build_parser, main
+from trainer.data.splits import Split
 from trainer.data.synthetic import synthetic_interactions
+from trainer.jobs import RunOptions, run_models
 from trainer.tiny import TINY_DATA
 
 
@@ -85,3 +88,23 @@ def test_every_flag_has_help() -> None:
         assert action.help, action.dest
     args = parser.parse_args([])
     assert (args.model, args.data, args.split) == ("all", "synthetic", "random")
+
+
+def test_worker_processes_log_their_fits(
+    tiny_split: Split, caplog: pytest.LogCaptureFixture, capfd: pytest.CaptureFixture[str]
+) -> None:
+    """With --jobs 2 each model trains in a spawned process: its fit summaries must still reach stderr."""
+    caplog.set_level(logging.INFO)  # the run's level, which the workers take
+    names = ["mf", "dense"]
+    metrics = run_models(
+        names,
+        tiny_split,
+        None,
+        RunOptions(epochs=1, progress=False),
+        jobs=2,
+        overrides={name: dict(architecture.get(name).tiny) for name in names},
+    )
+    assert set(metrics) == set(names)
+    logged = capfd.readouterr().err
+    for name in names:
+        assert f"{name}: best validation RMSE" in logged and f"{name}: test RMSE" in logged, logged[-2000:]
