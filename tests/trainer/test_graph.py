@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from trainer.models.graph import history_edges, normalized_adjacency, propagate_rows, row_neighbours
+from trainer.models.graph import history_edges, level_graph, normalized_adjacency, propagate_rows, row_neighbours
 
 USER = torch.tensor([0, 0, 1, 2, 2, 2])
 ITEM = torch.tensor([0, 1, 1, 0, 1, 2])
@@ -82,3 +82,19 @@ def test_sampled_rows_are_unbiased_and_bounded_by_the_sample() -> None:
     assert not torch.allclose(draws[0], exact, atol=1e-3)  # one draw is an estimate
     standard_error = draws.std(0) / len(draws) ** 0.5
     assert ((draws.mean(0) - exact).abs() <= 5 * standard_error + 1e-6).all()  # unbiased: within 5 standard errors
+
+
+@pytest.mark.parametrize("normalization", ["left", "symmetric"])
+def test_level_graph_holds_every_level_adjacency(normalization: str) -> None:
+    """Its entries of level r are GC-MC's level-r adjacency; a duplicate rating stays its own entry."""
+    user, item = torch.cat([USER, torch.tensor([0])]), torch.cat([ITEM, torch.tensor([1])])  # (0, 1) twice
+    level = torch.tensor([0, 1, 1, 0, 2, 1, 2])
+    graph, entry_levels = level_graph(3, 4, user, item, level, normalization)
+    assert graph.layout == torch.sparse_csr and len(entry_levels) == graph.values().numel() == 2 * len(user)
+    crow, col, values = graph.crow_indices(), graph.col_indices(), graph.values()
+    rows = torch.repeat_interleave(torch.arange(7), crow.diff())
+    for r in range(3):
+        chosen = entry_levels == r
+        dense = torch.zeros(7, 7).index_put_((rows[chosen], col[chosen]), values[chosen], accumulate=True)
+        want = normalized_adjacency(3, 4, user, item, (level == r).float(), normalization).to_dense()
+        torch.testing.assert_close(dense, want)

@@ -61,7 +61,7 @@ def test_minibatch_training_learns_and_keeps_the_choice_through_the_refit(
     declared = registry.get("gcn")
     large = LargeData(
         from_ratings=len(small_split.train),  # this split is "large": the whole training side decides
-        defaults={"rating_neighbours": 4},
+        defaults={"rating_neighbours": 16},
         training=TrainConfig(epochs=6, batch_size=512, learning_rate=1e-2, patience=6, refit=True, progress=False),
     )
     monkeypatch.setitem(registry._REGISTERED, "gcn", dataclasses.replace(declared, large_data=large))
@@ -82,7 +82,7 @@ def test_minibatch_training_learns_and_keeps_the_choice_through_the_refit(
         progress=False,
     )
     assert len(built) == 2  # the early-stopped fit and the refit, both mini-batch
-    assert all(model.rating_neighbours == 4 for model in built)
+    assert all(model.rating_neighbours == 16 for model in built)
     assert trained.fit.epochs_run == 6  # the large-data schedule, not the declared 1000 full-graph epochs
     train = small_split.train
     constant = float(np.sqrt(np.mean((small_split.test.ratings - train.global_mean()) ** 2)))

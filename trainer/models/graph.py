@@ -34,6 +34,25 @@ def history_edges(
 NORMALIZATIONS: tuple[str, ...] = ("symmetric", "left")
 
 
+def _normalized_edges(
+    num_users: int, num_items: int, user: torch.Tensor, item: torch.Tensor, normalization: str
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """Both directions of every rating as (row, col, value), normalised by the degrees of all ratings.
+
+    Raises:
+        ValueError: unknown normalisation.
+    """
+    if normalization not in NORMALIZATIONS:
+        raise ValueError(f"unknown normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
+    row = torch.cat([user, item + num_users])
+    col = torch.cat([item + num_users, user])
+    degree = torch.bincount(row, minlength=num_users + num_items).float()
+    if normalization == "left":
+        return row, col, (1.0 / degree.clamp(min=1))[row]
+    inv_sqrt = degree.clamp(min=1).rsqrt() * (degree > 0)
+    return row, col, inv_sqrt[row] * inv_sqrt[col]
+
+
 def normalized_adjacency(
     num_users: int,
     num_items: int,
@@ -64,17 +83,8 @@ def normalized_adjacency(
     Raises:
         ValueError: unknown normalisation.
     """
-    if normalization not in NORMALIZATIONS:
-        raise ValueError(f"unknown normalization {normalization!r}; choose one of {', '.join(NORMALIZATIONS)}")
     num_nodes = num_users + num_items
-    row = torch.cat([user, item + num_users])
-    col = torch.cat([item + num_users, user])
-    degree = torch.bincount(row, minlength=num_nodes).float()
-    if normalization == "left":
-        value = (1.0 / degree.clamp(min=1))[row]
-    else:
-        inv_sqrt = degree.clamp(min=1).rsqrt() * (degree > 0)
-        value = inv_sqrt[row] * inv_sqrt[col]
+    row, col, value = _normalized_edges(num_users, num_items, user, item, normalization)
     if weight is not None:
         value = value * torch.cat([weight, weight]).float()
         keep = value != 0
@@ -85,45 +95,99 @@ def normalized_adjacency(
         return coo.coalesce().to_sparse_csr()
 
 
-def row_neighbours(
+def row_entries(
     adjacency: torch.Tensor, rows: torch.Tensor, sample: int = 0, generator: torch.Generator | None = None
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """The neighbours a propagation step reads for ``rows``, all of them or an unbiased sample.
+    """The entries a propagation step reads for ``rows``: all of them, or an unbiased sample of long rows.
 
-    With ``sample`` 0, or for a row of at most ``sample`` neighbours, every entry of the row is returned
-    with its value. A longer row gets ``sample`` entries drawn uniformly with replacement, each value
-    scaled by ``degree / sample``, so that ``sum(value * x[neighbour])`` over the returned entries is an
+    With ``sample`` 0, or for a row of at most ``sample`` entries, every entry of the row is returned
+    with scale 1. A longer row gets ``sample`` entries drawn uniformly with replacement, each scaled by
+    ``degree / sample``, so that ``sum(scale * value * x[column])`` over the returned entries is an
     unbiased estimate of the row's product with ``x`` (GraphSAGE's neighbour sampling, Hamilton et al.
     2017): the cost of a step is bounded by ``len(rows) * sample``, not by the graph.
 
     Args:
-        adjacency: float32 sparse CSR [N, N] (:func:`normalized_adjacency`).
+        adjacency: sparse CSR [N, N] (:func:`normalized_adjacency`, :func:`level_graph`).
         rows: int64 [R] row indices.
-        sample: neighbours kept per long row (0 keeps every neighbour).
+        sample: entries kept per long row (0 keeps every entry).
         generator: random stream of the draws.
 
     Returns:
-        (owner int64 [E], neighbour int64 [E], value float32 [E]): entry e adds ``value[e] *
-        x[neighbour[e]]`` to output row ``owner[e]`` (an index into ``rows``).
+        (owner int64 [E], position int64 [E], scale float32 [E]): entry e reads the adjacency's stored
+        entry ``position[e]`` (an index into its ``col_indices()`` and ``values()``) for output row
+        ``owner[e]`` (an index into ``rows``).
     """
-    crow, col, values = adjacency.crow_indices(), adjacency.col_indices(), adjacency.values()
+    crow = adjacency.crow_indices()
     starts, degree = crow[rows], crow[rows + 1] - crow[rows]
     whole = degree if sample <= 0 else torch.where(degree <= sample, degree, torch.zeros_like(degree))
     owner = torch.repeat_interleave(torch.arange(len(rows)), whole)
     first = torch.repeat_interleave(torch.cumsum(whole, 0) - whole, whole)
     position = torch.repeat_interleave(starts, whole) + torch.arange(len(owner)) - first
-    value = values[position]
+    scale = torch.ones(len(owner))
     if sample > 0:
         long_rows = torch.nonzero(degree > sample).squeeze(1)
         if len(long_rows):
             draws = torch.rand(len(long_rows), sample, generator=generator)
             offset = (draws * degree[long_rows].unsqueeze(1)).long().clamp(max=degree[long_rows].unsqueeze(1) - 1)
-            drawn = (starts[long_rows].unsqueeze(1) + offset).reshape(-1)
-            scale = (degree[long_rows].float() / sample).repeat_interleave(sample)
             owner = torch.cat([owner, long_rows.repeat_interleave(sample)])
-            position = torch.cat([position, drawn])
-            value = torch.cat([value, values[drawn] * scale])
-    return owner, col[position], value
+            position = torch.cat([position, (starts[long_rows].unsqueeze(1) + offset).reshape(-1)])
+            scale = torch.cat([scale, (degree[long_rows].float() / sample).repeat_interleave(sample)])
+    return owner, position, scale
+
+
+def row_neighbours(
+    adjacency: torch.Tensor, rows: torch.Tensor, sample: int = 0, generator: torch.Generator | None = None
+) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """The neighbours a propagation step reads for ``rows`` (:func:`row_entries`), with their values.
+
+    Returns:
+        (owner int64 [E], neighbour int64 [E], value float32 [E]): entry e adds ``value[e] *
+        x[neighbour[e]]`` to output row ``owner[e]`` (an index into ``rows``).
+    """
+    owner, position, scale = row_entries(adjacency, rows, sample, generator)
+    return owner, adjacency.col_indices()[position], adjacency.values()[position] * scale
+
+
+def level_graph(
+    num_users: int,
+    num_items: int,
+    user: torch.Tensor,
+    item: torch.Tensor,
+    level: torch.Tensor,
+    normalization: str = "symmetric",
+) -> tuple[torch.Tensor, torch.Tensor]:
+    """Every rating as one normalised bipartite adjacency, with each stored entry's rating level beside it.
+
+    The per-level adjacencies of GC-MC are this matrix's entries of one level each (same degrees, same
+    values); keeping them in one CSR lets a sampled step draw a budget of neighbours per node across all
+    levels (:func:`row_entries`) where drawing per level spent it once for every level. Duplicate
+    ratings of a pair stay separate entries.
+
+    Args:
+        num_users: number of user nodes.
+        num_items: number of item nodes.
+        user: int64 [n] user index of each rating.
+        item: int64 [n] item index of each rating.
+        level: int64 [n] rating level of each rating.
+        normalization: ``symmetric`` or ``left`` (:func:`normalized_adjacency`).
+
+    Returns:
+        (float32 sparse CSR [N, N], int64 [2n] level of each stored entry, in CSR order).
+
+    Raises:
+        ValueError: unknown normalisation.
+    """
+    num_nodes = num_users + num_items
+    row, col, value = _normalized_edges(num_users, num_items, user, item, normalization)
+    order = torch.argsort(row * num_nodes + col, stable=True)
+    crow = torch.zeros(num_nodes + 1, dtype=torch.long)
+    crow[1:] = torch.cumsum(torch.bincount(row, minlength=num_nodes), 0)
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+        adjacency = torch.sparse_csr_tensor(
+            crow, col[order], value[order], (num_nodes, num_nodes), check_invariants=False
+        )
+    return adjacency, torch.cat([level, level])[order]
 
 
 def propagate_rows(
