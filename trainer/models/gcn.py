@@ -28,7 +28,14 @@ from trainer.config import RankingConfig, TrainConfig
 from trainer.data.interactions import Interactions, UserHistories
 from trainer.losses import Towers
 from trainer.models._base import HParam, RatingModel, as_index, check_index, independent_random_stream
-from trainer.models.graph import history_edges, level_graph, normalized_adjacency, propagate_rows, row_entries
+from trainer.models.graph import (
+    history_edges,
+    level_graph,
+    normalized_adjacency,
+    propagate_rows,
+    row_entries,
+    sparse_product,
+)
 from trainer.models.heads import FrozenDotRanking, PairServing, dot_scores, freeze
 from trainer.models.signatures import user_index_signatures
 
@@ -335,13 +342,9 @@ class GraphRecommender(RatingModel):
         nodes, node_of_pair = torch.unique(pairs // self.levels, return_inverse=True)
         tables = self._node_dropout(torch.cumsum(self.level_tables[:, nodes], dim=0))
         messages = tables[pairs % self.levels, node_of_pair]
-        picked = torch.sparse_coo_tensor(
-            torch.stack([owner * self.levels + level, pair_of_entry]),
-            graph.values()[position] * scale,
-            (len(rows) * self.levels, len(pairs)),
-            check_invariants=False,  # indices built here, in range by construction
-        )
-        return torch.sparse.mm(picked.coalesce(), messages).view(len(rows), -1)
+        value = graph.values()[position] * scale
+        hidden = sparse_product(owner * self.levels + level, pair_of_entry, value, len(rows) * self.levels, messages)
+        return hidden.view(len(rows), -1)
 
     def _node_dropout(self, tables: torch.Tensor) -> torch.Tensor:
         """Zero whole nodes' messages ([levels, nodes, per_level]) in training, GC-MC's node dropout."""
