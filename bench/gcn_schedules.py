@@ -91,7 +91,8 @@ def main(argv: list[str] | None = None) -> None:
     print("|---|---:|---:|---:|---:|")
     for neighbours in runs:
         row = fit_schedule(split, neighbours, args.max_seconds)
-        label = "full graph" if neighbours is None else f"mini-batch, {neighbours or 'every'} neighbours"
+        budget = f"{neighbours} neighbours" if neighbours else "every neighbour"
+        label = "full graph" if neighbours is None else f"mini-batch, {budget}"
         print(
             f"| {label} | {row['test_rmse']:.4f} | {row['best_val_rmse']:.4f} |"
             f" {row['best_epoch']:.0f} / {row['epochs']:.0f} | {row['seconds']:.0f} |",
