@@ -16,11 +16,10 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import pickle
 import time
 from pathlib import Path
 
-from bench.scale import SIZES, _prepare, _split_path
+from bench.scale import SIZES, cached_split
 
 EVERY_NEIGHBOUR = 1 << 40
 """A budget no node reaches: the mini-batch schedule reading every neighbour."""
@@ -80,10 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    if not _split_path(args.size, args.out).is_file():
-        _prepare(args.size, args.out)
-    with _split_path(args.size, args.out).open("rb") as handle:
-        split = pickle.load(handle)
+    split = cached_split(args.size, args.out)
     runs: list[int | None] = [] if args.no_full_graph else [None]
     runs += [int(n) for n in args.neighbours.split(",") if n]
     print(f"GCN rating head at the {args.size} shape, {args.threads} thread(s), no refit\n")

@@ -13,14 +13,13 @@ Prints a markdown table: one row per budget, the median of its steps.
 from __future__ import annotations
 
 import argparse
-import pickle
 import statistics
 import time
 from pathlib import Path
 
 import numpy as np
 
-from bench.scale import SIZES, _prepare, _split_path
+from bench.scale import SIZES, cached_split
 
 
 def time_steps(split: object, neighbours: int, steps: int, seed: int = 0) -> dict[str, float]:
@@ -76,10 +75,7 @@ def main(argv: list[str] | None = None) -> None:
     import torch
 
     torch.set_num_threads(args.threads)
-    if not _split_path(args.size, args.out).is_file():
-        _prepare(args.size, args.out)
-    with _split_path(args.size, args.out).open("rb") as handle:
-        split = pickle.load(handle)
+    split = cached_split(args.size, args.out)
     print(f"GCN mini-batch steps at the {args.size} shape, {args.threads} thread(s), median of {args.steps} steps\n")
     print(
         "| neighbours per node | forward s | backward s | optimizer s | step s | steps per epoch | epoch min (est.) |"

@@ -70,6 +70,15 @@ def _prepare(size: str, out: Path) -> dict:
     return {"seconds": time.perf_counter() - started, "train": len(split.train), "test": len(split.test)}
 
 
+def cached_split(size: str, out: Path) -> object:
+    """The split of ``size`` from ``out``'s cache (pickled by :func:`_prepare`), generated first when missing."""
+    path = _split_path(size, out)
+    if not path.is_file():
+        _prepare(size, out)
+    with path.open("rb") as handle:
+        return pickle.load(handle)
+
+
 def _users_subset(data: object, users: np.ndarray) -> object:
     return data.subset(np.flatnonzero(np.isin(data.users, users)))  # type: ignore[attr-defined]
 
@@ -86,8 +95,7 @@ def _train(size: str, name: str, args: argparse.Namespace) -> dict:
     from trainer.ranking_fit import fit_ranking
 
     torch.set_num_threads(args.threads)
-    with _split_path(size, args.out).open("rb") as handle:
-        split = pickle.load(handle)
+    split = cached_split(size, args.out)
     loaded_mib = _peak_mib()
     one_epoch = SIZES.index(size) >= SIZES.index(args.one_epoch_from)
     epochs = 1 if one_epoch else args.epochs

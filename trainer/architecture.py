@@ -102,27 +102,26 @@ class Architecture:
     description: str = ""
     large_data: LargeData | None = None
 
-    def is_large(self, num_ratings: int) -> bool:
-        """Whether a run with ``num_ratings`` training ratings takes the ``large_data`` settings."""
-        return self.large_data is not None and num_ratings >= self.large_data.from_ratings
+    def _large_data_for(self, num_ratings: int) -> LargeData | None:
+        """``large_data`` when a run with ``num_ratings`` training ratings takes it, else None."""
+        if self.large_data is None or num_ratings < self.large_data.from_ratings:
+            return None
+        return self.large_data
 
     def defaults_for(self, num_ratings: int) -> dict[str, HParam]:
         """Default hyper-parameters of a run with ``num_ratings`` training ratings."""
-        if self.large_data is None or not self.is_large(num_ratings):
-            return dict(self.defaults)
-        return {**self.defaults, **self.large_data.defaults}
+        large = self._large_data_for(num_ratings)
+        return {**self.defaults, **(large.defaults if large is not None else {})}
 
     def training_for(self, num_ratings: int) -> TrainConfig:
         """Rating-head settings of a run with ``num_ratings`` training ratings."""
-        if self.large_data is None or self.large_data.training is None or not self.is_large(num_ratings):
-            return self.training
-        return self.large_data.training
+        large = self._large_data_for(num_ratings)
+        return large.training if large is not None and large.training is not None else self.training
 
     def ranking_for(self, num_ratings: int) -> RankingConfig:
         """Ranking-head settings of a run with ``num_ratings`` training ratings."""
-        if self.large_data is None or self.large_data.ranking is None or not self.is_large(num_ratings):
-            return self.ranking
-        return self.large_data.ranking
+        large = self._large_data_for(num_ratings)
+        return large.ranking if large is not None and large.ranking is not None else self.ranking
 
     def signature(self, name: str) -> SignatureDeclaration:
         """The declaration of one signature.
