@@ -14,7 +14,7 @@ import sys
 from collections.abc import Sequence
 from pathlib import Path
 
-from trainer import architecture, distributed
+from trainer import architecture, devices, distributed
 from trainer.baselines import baseline_metrics
 from trainer.data.download import ARCHIVES, DownloadError, default_cache_dir, download_dataset
 from trainer.data.readers import DataFormatError
@@ -77,7 +77,13 @@ def build_parser() -> argparse.ArgumentParser:
         "--dist-backend",
         choices=distributed.BACKENDS,
         default=None,
-        help="torch.distributed backend under torchrun (default gloo: the models train on CPU; nccl needs CUDA)",
+        help="torch.distributed backend under torchrun (default gloo; nccl trains each rank on its local GPU)",
+    )
+    parser.add_argument(
+        "--device",
+        default=None,
+        help="where training steps run: cpu, cuda, cuda:N, or auto (the GPU when torch sees one); default cpu, "
+        "or this rank's GPU under --dist-backend nccl. Evaluation and export read the model on the CPU",
     )
     parser.add_argument("--no-progress", action="store_true", help="hide the tqdm progress bars")
     parser.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"], help="log level")
@@ -91,19 +97,24 @@ def main(argv: Sequence[str] | None = None) -> int:
     architectures = list(architecture.names()) if args.model == "all" else [args.model]
     try:
         context = distributed.DistributedContext.from_env(os.environ, args.dist_backend)
+        device = devices.resolve(args.device, context)
     except ValueError as error:
         print(f"recsys-train: error: {error}", file=sys.stderr)
         return 2
     distributed.init(context)
     try:
-        return _run(args, architectures, context)
+        return _run(args, architectures, context, device)
     finally:
         distributed.shutdown(context)
 
 
-def _run(args: argparse.Namespace, architectures: list[str], context: distributed.DistributedContext) -> int:
+def _run(
+    args: argparse.Namespace, architectures: list[str], context: distributed.DistributedContext, device: str
+) -> int:
     if context.enabled:
         _LOGGER.info("rank %d of %d (local rank %d)", context.rank, context.world_size, context.local_rank)
+    if device != "cpu":
+        _LOGGER.info("training steps on %s", device)
     try:
         data = str(download_dataset(args.download, args.cache_dir)) if args.download else args.data
         split = load_split(
@@ -116,7 +127,15 @@ def _run(args: argparse.Namespace, architectures: list[str], context: distribute
             architectures,
             split,
             args.out,
-            RunOptions(args.seed, args.val_fraction, args.epochs, args.max_seconds, args.threads, not args.no_progress),
+            RunOptions(
+                args.seed,
+                args.val_fraction,
+                args.epochs,
+                args.max_seconds,
+                args.threads,
+                not args.no_progress,
+                device,
+            ),
             jobs=args.jobs,
             data=provenance,
             context=context,

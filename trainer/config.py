@@ -40,6 +40,8 @@ class TrainConfig:
         seed: seeds the initialisation, the shuffling and dropout.
         progress: show a tqdm bar with loss and validation RMSE.
         progress_position: line of the bar, when several models train side by side.
+        device: where the steps run, ``cpu`` or ``cuda[:N]`` (:func:`trainer.devices.resolve`); the fitted
+            model comes back on the CPU either way.
     """
 
     epochs: int = 40
@@ -55,6 +57,7 @@ class TrainConfig:
     seed: int = 0
     progress: bool = True
     progress_position: int = 0
+    device: str = "cpu"
 
     def __post_init__(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1:
@@ -89,6 +92,7 @@ class RankingConfig:
         seed: seeds initialisation, shuffling, dropout and negative sampling.
         progress: show a tqdm bar.
         progress_position: line of the bar, when several models train side by side.
+        device: where the steps run (see ``TrainConfig.device``).
     """
 
     epochs: int = 60
@@ -107,6 +111,7 @@ class RankingConfig:
     seed: int = 0
     progress: bool = True
     progress_position: int = 0
+    device: str = "cpu"
 
     def for_long_epochs(self) -> RankingConfig:
         """These settings validated after every epoch, stopping two validations past the best.

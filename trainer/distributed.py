@@ -104,7 +104,8 @@ class DistributedContext:
         if not self.enabled:
             return step
         del trained  # DDP takes the parameters that require gradients
-        device_ids = [self.local_rank] if self.backend == "nccl" else None
+        device = next(step.parameters()).device  # where the fit placed the model (trainer.devices)
+        device_ids = [device] if device.type == "cuda" else None
         return nn.parallel.DistributedDataParallel(step, device_ids=device_ids, find_unused_parameters=True)
 
 
@@ -113,7 +114,10 @@ SINGLE = DistributedContext()
 
 
 def default_backend() -> str:
-    """``gloo``: the trainer's models train on CPU; ``nccl`` needs CUDA tensors (pass it explicitly)."""
+    """``gloo``: it reduces CPU tensors (and CUDA ones); ``nccl``, CUDA only, is asked for explicitly.
+
+    Under nccl each rank trains on the GPU of its local rank (:func:`trainer.devices.resolve`).
+    """
     return "gloo"
 
 

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 from trainer import config as config_module
 from trainer.config import TrainConfig
 from trainer.data.interactions import Interactions, UserHistories
+from trainer.devices import TrainingCopy
 from trainer.distributed import SINGLE, DistributedContext, ShardLog, only_training, shard, shard_batch_size
 from trainer.evaluation import rating_errors
 from trainer.models import RatingModel
@@ -121,10 +122,12 @@ def fit(
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
     batches = model.rating_batches(train, _per_rank(config, context))
-    trained = model.rating_parameters()
+    placed = TrainingCopy(model, config.device)
+    worker = placed.worker
+    trained = worker.rating_parameters()
     # Large tables: sparse gradients and lazy Adam, so a step costs its batch's rows, not the table's.
-    row_tables = model.row_tables() if len(train) >= config_module.LARGE_DATA_RATINGS and not context.enabled else []
-    optimizer = adamw(model, trained, config.learning_rate, config.weight_decay, [t.weight for t in row_tables])
+    row_tables = worker.row_tables() if len(train) >= config_module.LARGE_DATA_RATINGS and not context.enabled else []
+    optimizer = adamw(worker, trained, config.learning_rate, config.weight_decay, [t.weight for t in row_tables])
     histories = train.histories()
     best_state, best_rmse, best_epoch = copy.deepcopy(model.state_dict()), math.inf, 0
     result = FitResult(0, math.inf, 0, 0.0)
@@ -139,19 +142,18 @@ def fit(
         leave=True,
     )
     try:
-        with only_training(model, trained), sparse_gradients(row_tables):
-            step = context.wrap(RatingStep(model, config.l2), trained)
+        with only_training(worker, trained), sparse_gradients(row_tables):
+            step = context.wrap(RatingStep(worker, config.l2), trained)
             watch = watch_fit(bar, batches, config.max_seconds, started, context)
             for epoch in range(1, config.epochs + 1):
                 epoch_started = time.perf_counter()
                 if on_epoch is not None:
                     on_epoch()
                 log = ShardLog()
-                loss = _train_epoch(model, step, batches, optimizer, context, rng, log, watch)
+                loss = _train_epoch(placed, step, batches, optimizer, context, rng, log, watch)
                 if epoch == 1:
                     result.shard_batches, result.shard_examples, result.shard_digest = log.summary()
-                model.eval()
-                val_rmse = _validate(model, valid, histories) if validating else math.nan
+                val_rmse = _validate(placed, valid, histories) if validating else math.nan
                 if val_rmse < best_rmse:
                     best_state, best_rmse, best_epoch = copy.deepcopy(model.state_dict()), val_rmse, epoch
                 if valid is None:
@@ -181,8 +183,9 @@ def fit(
     finally:
         bar.close()
     if validating:
-        model.load_state_dict(best_state)
-    context.broadcast_module(model)
+        placed.restore(best_state)
+    context.broadcast_module(worker)
+    placed.publish()
     model.eval()
     result.best_epoch, result.best_val_rmse = best_epoch, best_rmse if validating else math.nan
     result.seconds = time.perf_counter() - started
@@ -236,8 +239,11 @@ def _per_rank(config: TrainConfig, context: DistributedContext) -> TrainConfig:
     return dataclasses.replace(config, batch_size=shard_batch_size(config.batch_size, context.world_size))
 
 
-def _validate(model: RatingModel, valid: Interactions, histories: UserHistories) -> float:
-    predicted = model.rate(valid.users, valid.items, histories).numpy()
+def _validate(placed: TrainingCopy, valid: Interactions, histories: UserHistories) -> float:
+    """Validation RMSE of the worker's current weights, read on the CPU model."""
+    placed.publish()
+    placed.model.eval()
+    predicted = placed.model.rate(valid.users, valid.items, histories).numpy()
     return rating_errors(predicted, valid.ratings, valid.rating_scale)["rmse"]
 
 
@@ -321,7 +327,7 @@ def _owner(model: torch.nn.Module, parameter_name: str) -> torch.nn.Module:
 
 
 def _train_epoch(
-    model: RatingModel,
+    placed: TrainingCopy,
     step: nn.Module,
     batches: Any,
     optimizer: torch.optim.Optimizer,
@@ -330,13 +336,14 @@ def _train_epoch(
     log: ShardLog,
     watch: EpochWatch,
 ) -> float:
-    model.train()
+    placed.worker.train()
     total, count = 0.0, 0
-    for done, (inputs, target) in enumerate(shard(batches.epoch(rng), context.rank, context.world_size), 1):
+    for done, batch in enumerate(shard(batches.epoch(rng), context.rank, context.world_size), 1):
+        inputs, target = placed.batch(batch)
         loss, mse = step(inputs, target)
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"degenerate loss {float(loss.detach())} training {model.architecture}; lower the learning rate"
+                f"degenerate loss {float(loss.detach())} training {placed.model.architecture}; lower the learning rate"
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

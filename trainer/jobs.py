@@ -46,6 +46,7 @@ class RunOptions:
         max_seconds: wall-time cap per model (None = none).
         threads: torch intra-op threads per model process.
         progress: show tqdm bars.
+        device: where every fit steps (:func:`trainer.devices.resolve`'s answer).
     """
 
     seed: int = 0
@@ -54,6 +55,7 @@ class RunOptions:
     max_seconds: float | None = None
     threads: int = 1
     progress: bool = True
+    device: str = "cpu"
 
 
 def threads_per_worker(cores: int, running: int) -> int:
@@ -168,6 +170,7 @@ def configs_for(
         "progress": options.progress,
         "progress_position": position,
         "max_seconds": options.max_seconds,
+        "device": options.device,
     }
     rating = dataclasses.replace(declaration.training_for(num_ratings), **shared)
     ranking = dataclasses.replace(declaration.ranking_for(num_ratings), **shared)

@@ -57,8 +57,9 @@ def softmax_loss(towers: Towers, positives: Positives) -> torch.Tensor:
     scores = towers.queries @ towers.item_vectors.t() + towers.item_bias
     log_probs = F.log_softmax(scores, dim=-1)[positives.rows, positives.items]
     rows = towers.queries.size(0)
-    total = torch.zeros(rows, dtype=log_probs.dtype).index_add_(0, positives.rows, log_probs * positives.weights)
-    mass = torch.zeros(rows, dtype=log_probs.dtype).index_add_(0, positives.rows, positives.weights)
+    zeros = torch.zeros(rows, dtype=log_probs.dtype, device=log_probs.device)
+    total = zeros.index_add(0, positives.rows, log_probs * positives.weights)
+    mass = zeros.index_add(0, positives.rows, positives.weights)
     has = mass > 0
     return -(total[has] / mass[has]).mean()
 

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from trainer.config import RankingConfig
 from trainer.data.interactions import Interactions
+from trainer.devices import TrainingCopy
 from trainer.distributed import SINGLE, DistributedContext, ShardLog, only_training, shard, shard_batch_size
 from trainer.evaluation import TOP_K, ranking_metrics
 from trainer.fitting import adamw, log_fit
@@ -138,8 +139,10 @@ def fit_ranking(
     if context.enabled:
         per_rank = dataclasses.replace(config, batch_size=shard_batch_size(config.batch_size, context.world_size))
     batches = model.ranking_batches(train, per_rank)
-    trained = list(model.ranking.parameters())
-    optimizer = adamw(model, trained, config.learning_rate, config.weight_decay)
+    placed = TrainingCopy(model, config.device)
+    worker = placed.worker
+    trained = list(worker.ranking.parameters())
+    optimizer = adamw(worker, trained, config.learning_rate, config.weight_decay)
     histories = train.histories()
     keys = positive_keys(train.users, train.items, train.num_items) if config.loss != "softmax" else np.empty(0)
     best_state, result = copy.deepcopy(model.ranking.state_dict()), RankingFitResult()
@@ -154,17 +157,19 @@ def fit_ranking(
         leave=True,
     )
     try:
-        with only_training(model, trained):
-            step = context.wrap(RankingStep(model, config.loss, config.l2), trained)
+        with only_training(worker, trained):
+            step = context.wrap(RankingStep(worker, config.loss, config.l2), trained)
             watch = watch_fit(bar, batches, config.max_seconds, started, context)
             for epoch in range(1, config.epochs + 1):
                 epoch_started = time.perf_counter()
                 if on_epoch is not None:
                     on_epoch()
-                model.train()
+                worker.train()
                 log = ShardLog()
                 epoch_batches = shard(_with_positives(batches.epoch(rng)), context.rank, context.world_size)
-                loss = _epoch(model, step, epoch_batches, optimizer, config, keys, train.num_items, sampler, log, watch)
+                loss = _epoch(
+                    placed, step, epoch_batches, optimizer, config, keys, train.num_items, sampler, log, watch
+                )
                 if epoch == 1:
                     result.shard_batches, result.shard_examples, result.shard_digest = log.summary()
                 result.losses.append(loss)
@@ -175,6 +180,7 @@ def fit_ranking(
                 if valid is None:
                     result.best_epoch = epoch
                 elif (epoch % config.eval_every == 0 or epoch == config.epochs) and context.is_main:
+                    placed.publish()
                     model.eval()
                     recall = ranking_metrics(lambda users: model.rank(users, histories), histories, valid)[_RECALL]
                     result.val_recalls.append((epoch, recall))
@@ -203,9 +209,10 @@ def fit_ranking(
     finally:
         bar.close()
     if valid is not None and context.is_main:
-        model.ranking.load_state_dict(best_state)
+        placed.restore(best_state, "ranking")
         result.best_val_recall = best_recall
-    context.broadcast_module(model.ranking)
+    context.broadcast_module(worker.ranking)
+    placed.publish()
     model.eval()
     result.seconds = time.perf_counter() - started
     label = f"{model.architecture} ranking"
@@ -219,7 +226,7 @@ def _with_positives(batches: Iterator[RankingBatch]) -> Iterator[RankingBatch]:
 
 
 def _epoch(
-    model: RatingModel,
+    placed: TrainingCopy,
     step: nn.Module,
     batches: Iterator[RankingBatch],
     optimizer: torch.optim.Optimizer,
@@ -237,10 +244,11 @@ def _epoch(
             users = batch.row_users[batch.positives.rows.numpy()]
             count_per = config.negatives if config.loss == "sampled_softmax" else 1
             negatives = torch.from_numpy(sample_negatives(num_items, keys, users, count_per, rng))
-        loss = step(batch, negatives)
+        loss = step(placed.batch(batch), placed.batch(negatives))
         if not torch.isfinite(loss):
             raise FloatingPointError(
-                f"degenerate ranking loss {float(loss.detach())} training {model.architecture}; lower the learning rate"
+                f"degenerate ranking loss {float(loss.detach())} training {placed.model.architecture}; "
+                "lower the learning rate"
             )
         optimizer.zero_grad(set_to_none=True)
         loss.backward()

@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from trainer import architecture, load_checkpoint
 from trainer.cli import build_parser, main
@@ -79,6 +80,15 @@ def test_bad_input_exits_2_with_the_reason(tmp_path: Path, capsys: pytest.Captur
     bad.write_text("a,b,1\na,c,x\n", encoding="utf-8")
     assert main(["--data", str(bad), "--out", str(tmp_path / "run"), "--no-progress"]) == 2
     assert "bad.csv:2: rating 'x' is not a number" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()
+
+
+@pytest.mark.skipif(torch.cuda.is_available(), reason="what a host without CUDA answers")
+def test_asking_for_cuda_without_one_exits_2_before_any_work(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    assert main(["--device", "cuda", "--out", str(tmp_path / "run"), "--no-progress"]) == 2
+    assert "sees no CUDA device; train with --device cpu" in capsys.readouterr().err
     assert not (tmp_path / "run").exists()
 
 

@@ -99,6 +99,14 @@ class RatingModel(nn.Module):
         """Adopt the training histories inference reads (the GCN's graph); nothing by default."""
         del histories
 
+    def graph_tensors(self) -> list[torch.Tensor]:
+        """Tensors the steps read that are plain attributes, not parameters or buffers (the GCN's graphs).
+
+        A copy of the model for another device shares them, moved, instead of deep-copying them
+        (:class:`trainer.devices.TrainingCopy`): sparse CSR tensors cannot be deep-copied. None by default.
+        """
+        return []
+
     # Rating head -------------------------------------------------------------------------------
 
     def rating_parameters(self) -> list[nn.Parameter]:

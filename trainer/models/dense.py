@@ -69,7 +69,7 @@ class HistoryBagRanking(nn.Module):
         weight = counts.rsqrt()[rows]
         if self.training and self.dropout:
             weight = F.dropout(weight, self.dropout, True)
-        summed = torch.zeros(num_rows, self.encoder.size(1), dtype=self.encoder.dtype)
+        summed = torch.zeros(num_rows, self.encoder.size(1), dtype=self.encoder.dtype, device=self.encoder.device)
         summed = summed.index_add(0, rows, self.encoder[items] * weight.unsqueeze(1))
         return torch.tanh(summed + self.encoder_bias)
 

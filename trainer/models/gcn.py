@@ -113,7 +113,7 @@ class LightGCNRanking(nn.Module):
         """
         if self.adjacency is None:
             raise RuntimeError("LightGCNRanking has no graph: call set_graph first")
-        item_rows = torch.arange(self.num_users, self.embeddings.size(0))
+        item_rows = torch.arange(self.num_users, self.embeddings.size(0), device=users.device)
         user_layer = propagate_rows(self.adjacency, self.embeddings, users)
         item_layer = propagate_rows(self.adjacency, self.embeddings, item_rows, self.neighbours)
         queries = (self.embeddings[users] + user_layer) / 2
@@ -310,6 +310,11 @@ class GraphRecommender(RatingModel):
             if self.rating_neighbours > 0
             else None
         )
+
+    def graph_tensors(self) -> list[torch.Tensor]:
+        """The per-level adjacencies, LightGCN's graph and the mini-batch graph of every level (when built)."""
+        tensors = [*self.adjacencies, *([self.ranking.adjacency] if self.ranking.adjacency is not None else [])]
+        return tensors + list(self.rating_graph or ())
 
     def rating_levels(self, ratings: torch.Tensor) -> torch.Tensor:
         """Level index of ratings in stars (rounded to the nearest level): float [n] -> int64 [n]."""

@@ -120,14 +120,15 @@ def row_entries(
     crow = adjacency.crow_indices()
     starts, degree = crow[rows], crow[rows + 1] - crow[rows]
     whole = degree if sample <= 0 else torch.where(degree <= sample, degree, torch.zeros_like(degree))
-    owner = torch.repeat_interleave(torch.arange(len(rows)), whole)
+    device = rows.device
+    owner = torch.repeat_interleave(torch.arange(len(rows), device=device), whole)
     first = torch.repeat_interleave(torch.cumsum(whole, 0) - whole, whole)
-    position = torch.repeat_interleave(starts, whole) + torch.arange(len(owner)) - first
-    scale = torch.ones(len(owner))
+    position = torch.repeat_interleave(starts, whole) + torch.arange(len(owner), device=device) - first
+    scale = torch.ones(len(owner), device=device)
     if sample > 0:
         long_rows = torch.nonzero(degree > sample).squeeze(1)
         if len(long_rows):
-            draws = torch.rand(len(long_rows), sample, generator=generator)
+            draws = torch.rand(len(long_rows), sample, generator=generator, device=device)
             offset = (draws * degree[long_rows].unsqueeze(1)).long().clamp(max=degree[long_rows].unsqueeze(1) - 1)
             owner = torch.cat([owner, long_rows.repeat_interleave(sample)])
             position = torch.cat([position, (starts[long_rows].unsqueeze(1) + offset).reshape(-1)])

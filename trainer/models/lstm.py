@@ -293,7 +293,8 @@ class LSTMRecommender(RatingModel):
         """
         del history_ratings, rows
         targets = (self.item_factors.weight[item].pow(2).sum(dim=-1) + self.item_bias.weight[item, 0].pow(2)).mean()
-        read = history_items[torch.arange(history_items.size(1)).unsqueeze(0) < lengths.unsqueeze(1)]
+        positions = torch.arange(history_items.size(1), device=history_items.device)
+        read = history_items[positions.unsqueeze(0) < lengths.unsqueeze(1)]
         if not read.numel():
             return targets
         inputs = self.encoder.item_in.weight[read].pow(2).sum(-1) + self.encoder.item_dev.weight[read].pow(2).sum(-1)
