@@ -25,7 +25,9 @@ EVERY_NEIGHBOUR = 1 << 40
 """A budget no node reaches: the mini-batch schedule reading every neighbour."""
 
 
-def fit_schedule(split: object, neighbours: int | None, max_seconds: float | None = None) -> dict[str, float]:
+def fit_schedule(
+    split: object, neighbours: int | None, max_seconds: float | None = None, *, fixed_batch: bool = False
+) -> dict[str, float]:
     """Fit the GCN's rating head on ``split`` and return its test RMSE, best epoch, epochs and seconds.
 
     Args:
@@ -33,6 +35,8 @@ def fit_schedule(split: object, neighbours: int | None, max_seconds: float | Non
         neighbours: None for the full-graph schedule; otherwise the mini-batch schedule with this budget
             per node (0 reads every neighbour).
         max_seconds: wall-time cap of the fit (None: none).
+        fixed_batch: keep the mini-batch schedule's ``batch_size`` at any data size (no
+            ``max_steps_per_epoch``), as before batches grew with the data.
     """
     import torch
 
@@ -48,6 +52,8 @@ def fit_schedule(split: object, neighbours: int | None, max_seconds: float | Non
         raise ValueError("the GCN declares no large-data rating schedule")
     schedule = declared.training if neighbours is None else large.training
     schedule = dataclasses.replace(schedule, refit=False, progress=False, max_seconds=max_seconds)
+    if fixed_batch:
+        schedule = dataclasses.replace(schedule, max_steps_per_epoch=None)
     budget = 0 if neighbours is None else (neighbours or EVERY_NEIGHBOUR)
     train, test = split.train, split.test  # type: ignore[attr-defined]
     fit_data, valid = validation_split(train, 0.05, 0)
@@ -64,6 +70,7 @@ def fit_schedule(split: object, neighbours: int | None, max_seconds: float | Non
         "best_epoch": float(result.best_epoch),
         "epochs": float(result.epochs_run),
         "seconds": seconds,
+        "batch_size": float(schedule.for_ratings(len(fit_data)).batch_size),
     }
 
 
@@ -73,6 +80,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--neighbours", default="0,256", help="mini-batch budgets per node (0: every neighbour)")
     parser.add_argument("--no-full-graph", action="store_true", help="skip the full-graph schedule")
     parser.add_argument("--max-seconds", type=float, default=None, help="wall-time cap of each fit")
+    parser.add_argument(
+        "--fixed-batch",
+        action="store_true",
+        help="also fit each budget on the declared batch_size kept at any size (how batches were before they grew)",
+    )
     parser.add_argument("--threads", type=int, default=1, help="torch threads")
     parser.add_argument("--out", type=Path, default=Path("out/bench/train_scale"), help="bench.scale's cache folder")
     args = parser.parse_args(argv)
@@ -80,17 +92,19 @@ def main(argv: list[str] | None = None) -> None:
 
     torch.set_num_threads(args.threads)
     split = cached_split(args.size, args.out)
-    runs: list[int | None] = [] if args.no_full_graph else [None]
-    runs += [int(n) for n in args.neighbours.split(",") if n]
+    runs: list[tuple[int | None, bool]] = [] if args.no_full_graph else [(None, False)]
+    for neighbours in (int(n) for n in args.neighbours.split(",") if n):
+        runs += [(neighbours, False)] + ([(neighbours, True)] if args.fixed_batch else [])
     print(f"GCN rating head at the {args.size} shape, {args.threads} thread(s), no refit\n")
-    print("| schedule | test RMSE | best val RMSE | best epoch / run | seconds |")
-    print("|---|---:|---:|---:|---:|")
-    for neighbours in runs:
-        row = fit_schedule(split, neighbours, args.max_seconds)
+    print("| schedule | ratings per step | test RMSE | best val RMSE | best epoch / run | seconds |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for neighbours, fixed_batch in runs:
+        row = fit_schedule(split, neighbours, args.max_seconds, fixed_batch=fixed_batch)
         budget = f"{neighbours} neighbours" if neighbours else "every neighbour"
         label = "full graph" if neighbours is None else f"mini-batch, {budget}"
+        label += ", fixed batch" if fixed_batch else ""
         print(
-            f"| {label} | {row['test_rmse']:.4f} | {row['best_val_rmse']:.4f} |"
+            f"| {label} | {row['batch_size']:,.0f} | {row['test_rmse']:.4f} | {row['best_val_rmse']:.4f} |"
             f" {row['best_epoch']:.0f} / {row['epochs']:.0f} | {row['seconds']:.0f} |",
             flush=True,
         )

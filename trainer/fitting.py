@@ -121,6 +121,7 @@ def fit(
         raise ValueError(f"need training and validation ratings, got {len(train)} and {len(valid or ())}")
     torch.manual_seed(config.seed)
     rng = np.random.default_rng(config.seed)
+    config = config.for_ratings(len(train))
     batches = model.rating_batches(train, _per_rank(config, context))
     placed = TrainingCopy(model, config.device)
     worker = placed.worker

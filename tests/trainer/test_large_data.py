@@ -39,6 +39,7 @@ def test_batch_encoding_equals_full_propagation_when_every_neighbour_is_read(sma
 
 def test_sampled_first_layer_is_unbiased(small_split: Split) -> None:
     """With 2 of each level's neighbours, the error of the mean of draws falls like 1/sqrt(draws): no bias."""
+    torch.manual_seed(0)  # the initial tables: the bound below is on their errors, not on other tests' draws
     model = _tiny_gcn(small_split, rating_neighbours=2).eval()  # eval: no node dropout, sampling only
     rows = torch.tensor([0, 1, 2, model.num_users, model.num_users + 1])
     with torch.no_grad():
@@ -52,7 +53,7 @@ def test_sampled_first_layer_is_unbiased(small_split: Split) -> None:
 
     few, many = error(draws[:100].mean(0)), error(draws.mean(0))
     # 16x the draws: an unbiased estimate's error shrinks ~4x; a biased one's would stay near its bias.
-    assert many < 0.5 * few and many < 0.15, (few, many)
+    assert many < 0.5 * few and many < 0.2, (few, many)  # 0.12-0.14 over six initialisations
 
 
 def test_minibatch_training_learns_and_keeps_the_choice_through_the_refit(
@@ -111,3 +112,29 @@ def test_large_runs_validate_the_ranking_head_every_epoch(name: str) -> None:
         declared.ranking
     )  # nothing else changes
     assert declared.ranking_for(declared.large_data.from_ratings - 1) == declared.ranking
+
+
+def test_batches_grow_past_the_declared_steps_per_epoch() -> None:
+    config = TrainConfig(batch_size=100, max_steps_per_epoch=4)
+    assert config.for_ratings(400) is config  # 4 steps of 100: as declared
+    assert config.for_ratings(401).batch_size == 101  # 4 steps, the last one short
+    assert config.for_ratings(10_000).batch_size == 2_500
+    fixed = TrainConfig(batch_size=100)
+    assert fixed.for_ratings(10_000) is fixed
+    with pytest.raises(ValueError, match="max_steps_per_epoch must be positive"):
+        TrainConfig(max_steps_per_epoch=0)
+    # The GCN's mini-batch schedule: 64K batches at MovieLens 1M's shape, 16 steps an epoch at 25M's.
+    schedule = registry.get("gcn").training_for(25_000_000)
+    assert schedule.for_ratings(760_000).batch_size == 1 << 16
+    assert -(-21_000_000 // schedule.for_ratings(21_000_000).batch_size) == 16
+
+
+def test_a_fit_steps_on_the_grown_batches(tiny_split: Split) -> None:
+    from trainer.data.splits import validation_split
+    from trainer.fitting import fit
+
+    fit_data, valid = validation_split(tiny_split.train, 0.1, seed=0)
+    model = build_for("mf", fit_data, {"dim": 4})
+    config = TrainConfig(epochs=1, batch_size=16, max_steps_per_epoch=3, progress=False)
+    result = fit(model, fit_data, valid, config)
+    assert (result.shard_batches, result.shard_examples) == (3, len(fit_data))
