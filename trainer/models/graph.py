@@ -2,10 +2,20 @@
 
 from __future__ import annotations
 
+import contextlib
 import warnings
+from collections.abc import Iterator
 
 import numpy as np
 import torch
+
+
+@contextlib.contextmanager
+def _csr_beta_quiet() -> Iterator[None]:
+    """Silence torch's "Sparse CSR tensor support is in beta" warning, once per use of the CSR layout here."""
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+        yield
 
 
 def history_edges(
@@ -90,8 +100,7 @@ def normalized_adjacency(
         keep = value != 0
         row, col, value = row[keep], col[keep], value[keep]
     coo = torch.sparse_coo_tensor(torch.stack([row, col]), value, (num_nodes, num_nodes), check_invariants=True)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+    with _csr_beta_quiet():
         return coo.coalesce().to_sparse_csr()
 
 
@@ -183,8 +192,7 @@ def level_graph(
     order = torch.argsort(row * num_nodes + col, stable=True)
     crow = torch.zeros(num_nodes + 1, dtype=torch.long)
     crow[1:] = torch.cumsum(torch.bincount(row, minlength=num_nodes), 0)
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+    with _csr_beta_quiet():
         adjacency = torch.sparse_csr_tensor(
             crow, col[order], value[order], (num_nodes, num_nodes), check_invariants=False
         )
@@ -215,6 +223,5 @@ def sparse_product(
     coo = torch.sparse_coo_tensor(
         torch.stack([row, column]), value, (num_rows, dense.size(0)), check_invariants=False
     )  # indices built by the caller, in range by construction
-    with warnings.catch_warnings():
-        warnings.filterwarnings("ignore", message="Sparse CSR tensor support is in beta", category=UserWarning)
+    with _csr_beta_quiet():
         return torch.sparse.mm(coo.coalesce().to_sparse_csr(), dense)
