@@ -110,10 +110,15 @@ class TrainingCopy:
         return to_device(value, self.device)
 
     @torch.no_grad()
-    def publish(self) -> None:
-        """Copy the worker's parameters and buffers into the CPU model (nothing when they are one module)."""
+    def publish(self, part: str = "") -> None:
+        """Copy the worker's parameters and buffers into the CPU model; nothing when they are one module.
+
+        ``part`` names the one submodule a fit trains (``ranking``), so only its weights are copied.
+        """
         if self.worker is not self.model:
-            self.model.load_state_dict(self.worker.state_dict())
+            source = self.worker.get_submodule(part) if part else self.worker
+            target = self.model.get_submodule(part) if part else self.model
+            target.load_state_dict(source.state_dict())
 
     @torch.no_grad()
     def restore(self, state: dict[str, torch.Tensor], part: str = "") -> None:

@@ -180,7 +180,7 @@ def fit_ranking(
                 if valid is None:
                     result.best_epoch = epoch
                 elif (epoch % config.eval_every == 0 or epoch == config.epochs) and context.is_main:
-                    placed.publish()
+                    placed.publish("ranking")
                     model.eval()
                     recall = ranking_metrics(lambda users: model.rank(users, histories), histories, valid)[_RECALL]
                     result.val_recalls.append((epoch, recall))
@@ -212,7 +212,7 @@ def fit_ranking(
         placed.restore(best_state, "ranking")
         result.best_val_recall = best_recall
     context.broadcast_module(worker.ranking)
-    placed.publish()
+    placed.publish("ranking")
     model.eval()
     result.seconds = time.perf_counter() - started
     label = f"{model.architecture} ranking"
