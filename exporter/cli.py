@@ -62,6 +62,12 @@ def build_parser() -> argparse.ArgumentParser:
     )
     retrieval.add_argument("--retrieval-kind", choices=KINDS, default="ivf", help="index structure")
     retrieval.add_argument(
+        "--retrieval-recall-target",
+        type=float,
+        default=0.95,
+        help="an ivf index searches more cells (nprobe doubled) until its recall@10 reaches this",
+    )
+    retrieval.add_argument(
         "--retrieval-recall-floor",
         type=float,
         default=0.9,
@@ -77,6 +83,7 @@ def retrieval_options(args: argparse.Namespace) -> RetrievalOptions:
     return RetrievalOptions(
         min_items=args.retrieval_min_items if explicit else DEFAULT_MIN_ITEMS,
         spec=IndexSpec(kind=args.retrieval_kind),
+        recall_target=args.retrieval_recall_target,
         recall_floor=args.retrieval_recall_floor,
         required=explicit,
     )

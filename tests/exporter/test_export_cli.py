@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 import torch
 
-from exporter.cli import main
+from exporter.cli import build_parser, main, retrieval_options
 
 
 def _run_with(tmp_path: Path, tiny_run: Path, make: Callable[[Path], None]) -> Path:
@@ -170,3 +170,24 @@ def test_missing_required_flag_is_a_usage_error(capsys: pytest.CaptureFixture[st
         main(["--repository", "repo"])
     assert exit_info.value.code == 2
     assert "--run" in capsys.readouterr().err
+
+
+def test_retrieval_flags_reach_the_options() -> None:
+    args = build_parser().parse_args(
+        [
+            "--run",
+            "runs/latest",
+            "--repository",
+            "models",
+            "--retrieval-min-items",
+            "10",
+            "--retrieval-recall-target",
+            "0.99",
+            "--retrieval-recall-floor",
+            "0.5",
+        ]
+    )
+    options = retrieval_options(args)
+    assert (options.min_items, options.recall_target, options.recall_floor, options.required) == (10, 0.99, 0.5, True)
+    defaults = retrieval_options(build_parser().parse_args(["--run", "runs/latest", "--repository", "models"]))
+    assert (defaults.recall_target, defaults.required) == (0.95, False)

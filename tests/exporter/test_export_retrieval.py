@@ -12,13 +12,14 @@ import torch
 from exporter import export_checkpoint
 from exporter.errors import ExportInputError
 from exporter.export import load_for_export
-from exporter.retrieval import RetrievalError, RetrievalOptions
+from exporter.ranking_tables import RankingTables
+from exporter.retrieval import RetrievalError, RetrievalOptions, build_retrieval_index, measure_recall
 from exporter.retrieval_index import IndexSpec
 from protos.recsys.v1 import model_config_pb2 as mc
 from protos.rules import file_sha256
 from trainer import train_tiny_checkpoint
 
-pytest.importorskip("faiss")
+faiss = pytest.importorskip("faiss")
 
 TABLE_KINDS = (
     mc.SIDE_FILE_KIND_RANKING_USER_VECTORS,
@@ -104,3 +105,33 @@ def test_the_ranking_table_is_found_by_its_output_not_by_architecture(checkpoint
     assert find_ranking_tables(serving, declaration, len(loaded.user_ids)) is not None
     serving.recommend = lambda user: torch.zeros(len(user), len(loaded.item_ids))  # no longer the table's output
     assert find_ranking_tables(serving, declaration, len(loaded.user_ids)) is None
+
+
+def _ivf_tables(seed: int = 0) -> RankingTables:
+    rng = np.random.default_rng(seed)
+    return RankingTables(
+        signature="recommend",
+        reads_stored_history=False,
+        user_vectors=rng.standard_normal((64, 16)).astype(np.float32),
+        item_vectors=rng.standard_normal((4000, 16)).astype(np.float32),
+        item_bias=rng.standard_normal(4000).astype(np.float32) * 0.1,
+    )
+
+
+@pytest.mark.parametrize("target", [0.0, 0.95])
+def test_an_ivf_index_searches_more_cells_until_it_reaches_the_recall_target(tmp_path: Path, target: float) -> None:
+    tables = _ivf_tables()
+    options = RetrievalOptions(
+        min_items=1, spec=IndexSpec(kind="ivf", ivf_lists=64, ivf_nprobe=1), recall_target=target, recall_floor=0.0
+    )
+    described = build_retrieval_index(tables, np.ones(64, np.int64), tmp_path, options)
+    written = faiss.read_index(str(tmp_path / described.path))
+    assert int(described.parameters["nprobe"]) == written.nprobe
+    assert file_sha256(tmp_path / described.path) == described.sha256
+    if target == 0.0:
+        assert written.nprobe == 1 and described.recall_at_10 < 0.95  # one cell of 64 misses most of the top 10
+    else:
+        assert 1 < written.nprobe <= 64 and described.recall_at_10 >= target
+        assert measure_recall(tmp_path / described.path, tables, np.arange(64), "inner_product") == pytest.approx(
+            described.recall_at_10
+        )
