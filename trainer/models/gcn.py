@@ -51,7 +51,9 @@ one optimiser step each (GC-MC's settings, up to 1000 epochs: MovieLens 100K's f
 1M's shape those took 1,582 s to their best epoch (test RMSE 0.6889), and at 25M's each epoch propagated
 the 50M-entry graph once per 1M-rating batch. Sampling noise costs accuracy, so the budget is wide: at
 1M's shape (large-data schedule, no refit) every neighbour gave test RMSE 0.6889, 512 gave 0.6893, 256
-0.6894; 128 gave 0.6932 on a shorter schedule where every neighbour gave 0.6907."""
+0.6894; 128 gave 0.6932 on a shorter schedule where every neighbour gave 0.6907. Every neighbour is not
+the default even at 1M's shape: in ``recsys-train --model all`` there its rating head alone took 743 s to
+its best epoch, which with the refit breaks the 15-minute bar for all four models on 2 cores."""
 
 
 class LightGCNRanking(nn.Module):
