@@ -18,6 +18,9 @@ import functools
 import logging
 import multiprocessing
 import multiprocessing.sharedctypes
+import os
+import threading
+import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -103,9 +106,28 @@ LOG_FORMAT = "%(asctime)s %(levelname)s %(name)s: %(message)s"
 """The trainer's log lines, in the parent and in every worker process."""
 
 
+PARENT_POLL_SECONDS = 1.0
+"""How often a worker checks that the run's process is still there."""
+
+
+def _exit_with_parent(parent: int) -> None:
+    """End this worker once the process that started it is gone (its parent id changes).
+
+    A ``kill`` of ``recsys-train`` (SIGTERM, or the OOM killer) ends the parent without a word to its
+    pool: the workers went on training, at a full core each, until they finished (a GCN half an hour
+    later) and wrote checkpoints nobody waits for. Ctrl-C reaches the whole process group and needs none
+    of this.
+    """
+    while os.getppid() == parent:
+        time.sleep(PARENT_POLL_SECONDS)
+    _LOGGER.error("the training run's process %d is gone: this worker stops too", parent)
+    os._exit(1)
+
+
 def _init_worker(cores: int, running: multiprocessing.sharedctypes.Synchronized, log_level: int) -> None:
     global _SHARE
     _SHARE = ThreadShare(cores, running)
+    threading.Thread(target=_exit_with_parent, args=(os.getppid(),), name="exit-with-parent", daemon=True).start()
     # A spawned worker starts with bare logging: without this its fits' summaries (best epoch, refit
     # length, test metrics) never reach the user.
     logging.basicConfig(level=log_level, format=LOG_FORMAT)

@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import numpy as np
@@ -118,3 +122,43 @@ def test_worker_processes_log_their_fits(
     logged = capfd.readouterr().err
     for name in names:
         assert f"{name}: best validation RMSE" in logged and f"{name}: test RMSE" in logged, logged[-2000:]
+
+
+def test_killing_the_run_stops_its_worker_processes(tmp_path: Path) -> None:
+    """A SIGTERM to recsys-train must not leave its pool training on at a core each."""
+    psutil = pytest.importorskip("psutil")
+    command = [
+        sys.executable,
+        "-m",
+        "trainer",
+        "--model",
+        "all",
+        "--jobs",
+        "2",
+        "--no-progress",
+        "--out",
+        str(tmp_path),
+    ]
+    command += ["--data", "synthetic:users=2000,items=1000,ratings=200000"]  # minutes of training per model
+    run = subprocess.Popen(command, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    workers: list = []
+    try:
+        deadline = time.monotonic() + 120
+        while len(workers) < 2 and time.monotonic() < deadline and run.poll() is None:
+            time.sleep(0.5)
+            workers = [
+                child
+                for child in psutil.Process(run.pid).children()
+                if "--multiprocessing-fork" in " ".join(child.cmdline())
+            ]
+        assert len(workers) == 2, "the run did not start its two worker processes"
+        time.sleep(3)  # the workers are past start-up, training
+        run.terminate()
+        run.wait(timeout=30)
+        _, alive = psutil.wait_procs(workers, timeout=20)
+        assert not alive, f"worker processes {[p.pid for p in alive]} outlived the run"
+    finally:
+        run.kill()
+        for worker in workers:
+            with contextlib.suppress(psutil.NoSuchProcess):
+                worker.kill()
