@@ -14,6 +14,7 @@ import dataclasses
 import logging
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -112,44 +113,62 @@ def exact_top_k(tables: RankingTables, users: np.ndarray, k: int) -> np.ndarray:
     return out
 
 
-def _recall(index: object, queries: np.ndarray, truth: np.ndarray) -> float:
-    k = truth.shape[1]
-    _, found = index.search(queries, k)  # type: ignore[attr-defined]
-    return float(np.mean([len(np.intersect1d(f, t)) / k for f, t in zip(found, truth, strict=True)]))
+@dataclass(frozen=True)
+class RecallCheck:
+    """The exact top-10 of some users and their queries, computed once, to score any index against.
 
+    Attributes:
+        queries: float32 [U, d'], the users' vectors as the index expects them (:func:`augment_queries`).
+        truth: int64 [U, k], each user's exact top-k items.
+    """
 
-def measure_recall(index_path: Path, tables: RankingTables, users: np.ndarray, metric: str) -> float:
-    """Mean share of each user's exact top-10 found in the index's top-10 (1.0 for an exact index)."""
-    index = import_faiss().read_index(str(index_path))
-    truth = exact_top_k(tables, users, min(RECALL_K, len(tables.item_vectors)))
-    return _recall(index, augment_queries(tables.user_vectors[users], metric), truth)
+    queries: np.ndarray
+    truth: np.ndarray
+
+    @classmethod
+    def of_users(cls, tables: RankingTables, users: np.ndarray, metric: str) -> RecallCheck:
+        """The check of ``users`` on ``tables``, for an index searched by ``metric``."""
+        truth = exact_top_k(tables, users, min(RECALL_K, len(tables.item_vectors)))
+        return cls(augment_queries(tables.user_vectors[users], metric), truth)
+
+    def recall(self, index: Any) -> float:
+        """Mean share of each user's exact top-k found in the index's top-k (1.0 for an exact index)."""
+        k = self.truth.shape[1]
+        _, found = index.search(self.queries, k)
+        return float(np.mean([len(np.intersect1d(f, t)) / k for f, t in zip(found, self.truth, strict=True)]))
 
 
 def tune_nprobe(
-    built: BuiltIndex, tables: RankingTables, users: np.ndarray, target: float, recall: float
+    built: BuiltIndex, index: Any, check: RecallCheck, target: float, recall: float
 ) -> tuple[BuiltIndex, float]:
     """Double an IVF index's ``nprobe`` until its recall@10 reaches ``target`` or every cell is searched.
 
     The cells k-means finds, and so the recall of a given ``nprobe``, depend on the model's vectors: the
     same settings gave recall@10 0.957 at 1M items but 0.918 at 100K items with fewer cells
     (``bench/retrieval.py``). The searched cells are stored in the index file (the server reads them from
-    there), so the file is rewritten and its SHA-256 and parameters updated. Other kinds come back as given.
+    there), so the file is rewritten and its SHA-256 and parameters updated. Other kinds, and an index
+    that already reaches the target or searches every cell, come back as given.
+
+    Args:
+        built: the written index.
+        index: the same index, loaded (``faiss.read_index``), whose ``nprobe`` is raised.
+        check: the users' exact top-10 it is scored against.
+        target: recall@10 to reach.
+        recall: its recall@10 now.
 
     Returns:
         The index as written, and its recall@10.
     """
-    if built.kind != "ivf" or recall >= target:
+    if built.kind != "ivf":
         return built, recall
-    faiss = import_faiss()
-    index = faiss.read_index(str(built.path))
-    lists = int(built.parameters["lists"])
-    queries = augment_queries(tables.user_vectors[users], built.metric)
-    truth = exact_top_k(tables, users, min(RECALL_K, len(tables.item_vectors)))
+    lists, searched = int(built.parameters["lists"]), index.nprobe
     while recall < target and index.nprobe < lists:
         index.nprobe = min(lists, 2 * index.nprobe)
-        recall = _recall(index, queries, truth)
+        recall = check.recall(index)
         _LOGGER.info("retrieval index ivf: nprobe %d gives recall@%d %.3f", index.nprobe, RECALL_K, recall)
-    faiss.write_index(index, str(built.path))
+    if index.nprobe == searched:
+        return built, recall
+    import_faiss().write_index(index, str(built.path))
     parameters = {**built.parameters, "nprobe": str(index.nprobe)}
     return dataclasses.replace(built, sha256=sha256_file(built.path), parameters=parameters), recall
 
@@ -175,8 +194,10 @@ def build_retrieval_index(
     if not len(users):
         raise RetrievalError("no user has a stored history to measure the retrieval index's recall on")
     built = build_index(tables.item_vectors, tables.item_bias, folder, options.spec)
-    recall = measure_recall(built.path, tables, users, built.metric)
-    built, recall = tune_nprobe(built, tables, users, options.recall_target, recall)
+    check = RecallCheck.of_users(tables, users, built.metric)
+    index = import_faiss().read_index(str(built.path))
+    recall = check.recall(index)
+    built, recall = tune_nprobe(built, index, check, options.recall_target, recall)
     _LOGGER.info("retrieval index %s: recall@%d %.3f over %d users", built.kind, RECALL_K, recall, len(users))
     if recall < options.recall_floor:
         raise RetrievalError(

@@ -13,7 +13,7 @@ from exporter import export_checkpoint
 from exporter.errors import ExportInputError
 from exporter.export import load_for_export
 from exporter.ranking_tables import RankingTables
-from exporter.retrieval import RetrievalError, RetrievalOptions, build_retrieval_index, measure_recall
+from exporter.retrieval import RecallCheck, RetrievalError, RetrievalOptions, build_retrieval_index
 from exporter.retrieval_index import IndexSpec
 from protos.recsys.v1 import model_config_pb2 as mc
 from protos.rules import file_sha256
@@ -73,7 +73,7 @@ def test_small_catalogues_get_tables_but_no_index_by_default(checkpoints: dict[s
 def test_an_index_below_the_recall_floor_fails_the_export(
     checkpoints: dict[str, Path], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    monkeypatch.setattr("exporter.retrieval.measure_recall", lambda *args: 0.5)
+    monkeypatch.setattr("exporter.retrieval.RecallCheck.recall", lambda *args: 0.5)
     with pytest.raises(RetrievalError, match=r"recall@10 0\.500 .* below the floor 0\.9"):
         export_checkpoint(checkpoints["mf"], tmp_path, formats=("torchscript",), retrieval=INDEXED)
     assert not list((tmp_path / "mf").glob("[0-9]*"))
@@ -132,6 +132,5 @@ def test_an_ivf_index_searches_more_cells_until_it_reaches_the_recall_target(tmp
         assert written.nprobe == 1 and described.recall_at_10 < 0.95  # one cell of 64 misses most of the top 10
     else:
         assert 1 < written.nprobe <= 64 and described.recall_at_10 >= target
-        assert measure_recall(tmp_path / described.path, tables, np.arange(64), "inner_product") == pytest.approx(
-            described.recall_at_10
-        )
+        check = RecallCheck.of_users(tables, np.arange(64), "inner_product")
+        assert check.recall(written) == pytest.approx(described.recall_at_10)
